@@ -1,0 +1,9 @@
+"""dropout_lab: the small library that the dropout chapter's notebooks share."""
+from .data import CLASS_NAMES, DataNotFoundError, load_fashion_mnist
+from .device import pick_device, set_seed
+from .layers import dropout_layer
+from .sweep import sweep
+from .training import evaluate, make_mlp, train
+
+__all__ = ["CLASS_NAMES", "DataNotFoundError", "load_fashion_mnist", "pick_device",
+           "set_seed", "dropout_layer", "sweep", "evaluate", "make_mlp", "train"]
