@@ -138,3 +138,26 @@ def load_fashion_mnist(root=None, device="cpu", data_dir=None, allow_download=Tr
         arrays["y_train"].to(device=device, dtype=torch.int64),
         X_test.to(device=device, dtype=torch.float32) / 255,
         arrays["y_test"].to(device=device, dtype=torch.int64))
+
+
+def main(argv=None):
+    """python -m dropout_lab.data [--no-download]: find (or fetch) the data, cache it."""
+    import argparse
+    import sys
+    parser = argparse.ArgumentParser(prog="python -m dropout_lab.data",
+                                     description="Find FashionMNIST and cache it as tensors.")
+    parser.add_argument("--root", default=None, help="a folder with the four files")
+    parser.add_argument("--no-download", action="store_true", help="do not try torchvision")
+    args = parser.parse_args(argv)
+    try:
+        data = load_fashion_mnist(args.root, allow_download=not args.no_download)
+    except DataNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"FashionMNIST ready: {len(data.X_train)} training and {len(data.X_test)} test "
+          f"images, cached in {Path(args.root or os.environ.get('DROPOUT_LAB_DATA') or default_data_dir())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

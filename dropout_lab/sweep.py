@@ -12,15 +12,17 @@ Models with the same seed get the same initialization and data order whatever
 their setting (common random numbers): differences between settings are then
 not blurred by differences in luck.
 """
-import itertools
+import hashlib
 import math
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from .data import default_data_dir
 from .device import pick_device
 from .layers import check_p
 from .training import make_mlp
@@ -194,8 +196,19 @@ def to_module(setting, params):
     return model.eval()
 
 
+def cache_path(full, seeds, data, device, cache):
+    """Where a sweep's results are kept: a file named by a hash of everything that
+    decides them (settings, seeds, data, device type, and this file's code)."""
+    folder = Path(cache) if isinstance(cache, (str, Path)) else default_data_dir() / "sweeps"
+    X_train, y_train, X_test, _ = data
+    key = repr((full, seeds, device.type, tuple(X_train.shape), tuple(X_test.shape),
+                round(float(X_train[:512].sum()), 3), int(y_train[:4096].sum()),
+                Path(__file__).read_text()))
+    return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
 def sweep(settings, seeds, data, device="auto", max_floats=1.5e8, progress=True,
-          return_models=False):
+          return_models=False, cache=False):
     """Train every setting with every seed, stacking models that share a shape.
 
     settings: list of dicts with keys from DEFAULTS (missing keys take the
@@ -206,6 +219,9 @@ def sweep(settings, seeds, data, device="auto", max_floats=1.5e8, progress=True,
     index in `settings`), seed, epoch, train_loss, train_acc (running averages,
     noise on), test_loss, test_acc (noise off), seconds_per_model.
     With return_models=True, also a dict {(setting index, seed): nn.Sequential}.
+    cache=True (or a folder) keeps the results on disk and returns them the next
+    time the same sweep is asked for, so notebooks that share an experiment train
+    it once. The key covers settings, seeds, data, device type and this code.
     """
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seeds:
@@ -214,6 +230,13 @@ def sweep(settings, seeds, data, device="auto", max_floats=1.5e8, progress=True,
         raise ValueError("settings is empty: give at least one dict, e.g. [{}] for the defaults")
     device = pick_device(device)
     full = [complete_setting(s, len(data[0])) for s in settings]
+    path = cache_path(full, seeds, data, device, cache) if cache else None
+    if path and path.is_file():
+        saved = torch.load(path, weights_only=False)
+        if progress:
+            print(f"sweep: {len(full) * len(seeds)} models loaded from the cache {path}")
+        table = pd.DataFrame(saved["table"])
+        return (table, saved["models"]) if return_models else table
     data = [t.to(device) for t in data]
     groups = {}
     for index, setting in enumerate(full):
@@ -232,7 +255,7 @@ def sweep(settings, seeds, data, device="auto", max_floats=1.5e8, progress=True,
             chunk = jobs[i:i + per_chunk]
             chunk_rows, params = train_stack(chunk, data, device, bar)
             rows += chunk_rows
-            if return_models:
+            if return_models or cache:
                 for (setting, seed), p in zip(chunk, params):
                     models[setting["setting"], seed] = to_module(setting, [t.cpu() for t in p])
     bar.close()
@@ -246,4 +269,7 @@ def sweep(settings, seeds, data, device="auto", max_floats=1.5e8, progress=True,
         table[f"p{layer + 1}"] = table["dropout"].map(
             lambda d, layer=layer: d[layer] if layer < len(d) else float("nan"))
     table = table.sort_values(["setting", "seed", "epoch"], ignore_index=True)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"table": table.to_dict(orient="list"), "models": models}, path)
     return (table, models) if return_models else table
