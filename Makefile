@@ -6,7 +6,7 @@ JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
 export PY
 
-.PHONY: book test data bench student clean
+.PHONY: book test data browser bench student clean
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,17 +23,25 @@ $(STAMP): requirements.txt pyproject.toml
 data: $(STAMP)
 	scripts/get_data.sh
 
+# Headless Chromium for the site test (Debian's package; Playwright drives it).
+browser:
+	@command -v chromium >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
+
 # The HTML site, every notebook executed, into _build/html.
 book: data
 	$(JB) build --all . -W -n --keep-going
 	$(PY) scripts/exec_times.py
 
-# What CI runs: the tests, then the strict build from scratch.
-test: data
-	$(PY) -m pytest -q
+# What CI runs: the tests, the strict build from scratch, then the site in a browser.
+test: data browser
+	$(PY) scripts/notebooks.py check
+	$(PY) -m pytest -q --ignore=tests/site
 	rm -rf _build
 	$(JB) build --all . -W -n --keep-going
 	$(PY) scripts/exec_times.py
+	$(PY) -m pytest -q tests/site
 
 # Speed of our trainer and sweeps against the usual tutorial pipeline and d2l.Trainer.
 bench: data
