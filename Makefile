@@ -6,7 +6,7 @@ JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
 export PY
 
-.PHONY: book test data browser bench student clean
+.PHONY: book test data browser bench exercises student grade clean
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,6 +46,21 @@ test: data browser
 # Speed of our trainer and sweeps against the usual tutorial pipeline and d2l.Trainer.
 bench: data
 	$(PY) bench/bench_pipelines.py --out bench/RESULTS.md
+
+# Student notebooks, regenerated from the solutions.
+exercises: $(STAMP)
+	$(PY) scripts/make_student.py
+
+# The site without solutions, into _build/student/_build/html.
+student: data
+	$(PY) scripts/make_student.py --check
+	$(PY) scripts/make_student.py --student-toc _build/_toc_student.yml
+	$(JB) build --all . --toc _build/_toc_student.yml --path-output _build/student -W -n --keep-going
+
+# make grade NB=exercises/08_backward.md [JSON=grade.json]
+grade: data
+	@test -n "$(NB)" || { echo "usage: make grade NB=path/to/notebook.md|ipynb"; exit 2; }
+	$(PY) scripts/grade.py $(NB) $(if $(JSON),--json $(JSON))
 
 clean:
 	rm -rf _build

@@ -16,7 +16,8 @@ from torch.overrides import TorchFunctionMode
 from .report import call_student, report
 
 __all__ = ["rel_error", "check_dropout_layer", "check_dropout_forward",
-           "check_dropout_backward", "check_numerical_gradient", "check_mlp_backward"]
+           "check_dropout_backward", "check_numerical_gradient", "check_gradient_errors",
+           "check_mlp_backward"]
 
 SIGMAS = 8  # width of every statistical bound, in standard errors
 # Factories that make a new tensor from a shape, on the default device (the
@@ -34,11 +35,20 @@ def rel_error(x, y):
 
 @contextmanager
 def _seeded(seed):
-    """Draw from a fixed seed without touching the caller's random state."""
+    """Draw from a fixed seed without touching the caller's random state.
+
+    Also run on one CPU thread: the tensors here are small, and on a busy
+    machine two threads waiting for each other made them 100x slower.
+    """
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _is_tensor_like(out, X):
@@ -68,17 +78,19 @@ def _values_problem(out, X, p):
     if bool((zero | scaled).all()):
         return None
     kept = ratio[~zero]
-    constant = kept.numel() > 0 and bool(_close(kept, kept[0].expand_as(kept)).all())
-    if constant and abs(kept[0].item() - 1) < 1e-5:
+    if not bool(_close(kept, kept[0].expand_as(kept)).all()):
+        return (f"the output has values other than 0 and X/(1-p) (X/(1-p) = "
+                f"{1 / (1 - p):.3g}*X here): a mask must be 0/1 — torch.rand, not torch.randn")
+    if not bool(zero.any()):
+        return (f"with p = {p} no element was set to zero: drop each element with "
+                "probability p")
+    if abs(kept[0].item() - 1) < 1e-5:
         return (f"the kept values are X itself, so the mean is (1-p)*mean(X) = "
                 f"{1 - p:.2f}*mean(X): did you scale by 1/(1-p)?")
-    if constant:
-        factor = kept[0].item() * (1 - p)
-        return (f"the kept values are {kept[0].item():.3g}*X, not X/(1-p), so the mean is "
-                f"off by a factor {factor:.3g}: scale the survivors by 1/(1-p), once "
-                "(not by (1-p), and not twice)")
-    return (f"the output has values other than 0 and X/(1-p) (X/(1-p) = {1 / (1 - p):.3g}*X "
-            "here): a mask must be 0/1 — torch.rand, not torch.randn")
+    factor = kept[0].item() * (1 - p)
+    return (f"the kept values are {kept[0].item():.3g}*X, not X/(1-p), so the mean is "
+            f"off by a factor {factor:.3g}: scale the survivors by 1/(1-p), once "
+            "(not by (1-p), and not twice)")
 
 
 def _independence_problem(out):
@@ -183,9 +195,13 @@ def _layer_verdict(fn):
     """None if fn behaves like inverted dropout, else a hint; (hint, notes)."""
     notes = []
     with _seeded(0):
-        X = torch.rand(1000, 200) + 0.5  # in [0.5, 1.5): no zeros, mean 1
+        X = torch.rand(400, 100) + 0.5  # in [0.5, 1.5): no zeros, mean 1
+        original = X.clone()
         for p in (0.2, 0.7):  # 0.5 would hide swapped keep and drop probabilities
             out = fn(X, p)
+            if not torch.equal(X, original):
+                return ("X was changed in place: leave the input alone and return a new "
+                        "tensor (X * mask / (1 - p), not X *= mask)"), notes
             problem = _is_tensor_like(out, X)
             if problem is None and out.dtype != X.dtype:
                 problem = f"the output has dtype {out.dtype}, the input {X.dtype}"
@@ -284,11 +300,12 @@ def check_dropout_forward(fn, name="dropout_forward"):
 
 
 def _dropout_backward_verdict(fn):
-    with _seeded(2):
-        p = 0.3
-        X = torch.randn(6, 7, dtype=torch.float64, requires_grad=True)
-        mask = (torch.rand(6, 7) >= p).double()
-        dout = torch.randn(6, 7, dtype=torch.float64)
+    """(hint, None) for a wrong backward, (None, errors) for a right one (call in _seeded)."""
+    p = 0.3
+    X = torch.randn(6, 7, dtype=torch.float64, requires_grad=True)
+    mask = (torch.rand(6, 7) >= p).double()
+    # dout entries of size 0.5 to 1.5, either sign: no tiny gradients
+    dout = (torch.rand(6, 7, dtype=torch.float64) + 0.5) * torch.randn(6, 7).sign()
     (X * mask / (1 - p)).backward(dout)
     expected = X.grad
     dX = fn(dout.clone(), mask.clone(), p)
@@ -315,8 +332,9 @@ def _dropout_backward_verdict(fn):
             if rel_error(dX, values[key]) < 1e-10:
                 return f"you return {key}: {hint}", None
         return (f"relative error {error:.1e} against autograd: dX = dout * mask / (1-p)"), None
-    # against a centered numerical gradient of f(X) = sum(X * mask / (1-p) * dout)
-    h, Xd = 1e-6, X.detach()
+    # against a centered numerical gradient of f(X) = sum(X * mask / (1-p) * dout):
+    # f is linear, so the difference is exact but for rounding, ~1e-16 * |f| / h
+    h, Xd = 1e-4, X.detach()
     numeric = torch.zeros_like(Xd)
     for i in range(Xd.numel()):
         e = torch.zeros_like(Xd).view(-1)
@@ -326,7 +344,7 @@ def _dropout_backward_verdict(fn):
         minus = ((Xd - e) * mask / (1 - p) * dout).sum()
         numeric.view(-1)[i] = (plus - minus) / (2 * h)
     numeric_error = rel_error(dX, numeric)
-    if numeric_error > 1e-7:
+    if numeric_error > 1e-8:
         return f"relative error {numeric_error:.1e} against a numerical gradient", None
     for p_edge, m, want in ((0.0, torch.ones(6, 7, dtype=torch.float64), dout),
                             (1.0, torch.zeros(6, 7, dtype=torch.float64), 0 * dout)):
@@ -335,14 +353,16 @@ def _dropout_backward_verdict(fn):
             return (f"p = {p_edge:g} gave NaN or no tensor: at p = 1 every unit is dropped "
                     "and the gradient is 0 (not 0/0)"), None
         if rel_error(got, want) > 1e-12:
-            return f"p = {p_edge:g} gave a wrong gradient (expected {'dout' if p_edge == 0 else 'zeros'})", None
+            want_text = "dout" if p_edge == 0 else "zeros"
+            return f"p = {p_edge:g} gave a wrong gradient (expected {want_text})", None
     return None, (error, numeric_error)
 
 
 def check_dropout_backward(fn, name="dropout_backward"):
     """Check dropout_backward(dout, mask, p) against autograd and a numerical gradient."""
     try:
-        problem, errors = _dropout_backward_verdict(fn)
+        with _seeded(2):
+            problem, errors = _dropout_backward_verdict(fn)
     except NotImplementedError as error:
         return report(name, False, f"not implemented yet ({error})")
     except Exception as error:  # noqa: BLE001
@@ -360,8 +380,13 @@ def check_dropout_backward(fn, name="dropout_backward"):
 def check_numerical_gradient(fn, name="numerical_gradient"):
     """Check a centered-difference gradient of sum(f(X) * dout) with respect to X."""
     with _seeded(3):
-        X = torch.randn(4, 5, dtype=torch.float64)
-        dout = torch.randn(4, 5, dtype=torch.float64)
+        return _check_numerical_gradient(fn, name)
+
+
+def _check_numerical_gradient(fn, name):
+    # entries of size 0.5 to 1.5, either sign: no tiny gradients
+    X = (torch.rand(4, 5, dtype=torch.float64) + 0.5) * torch.randn(4, 5).sign()
+    dout = (torch.rand(4, 5, dtype=torch.float64) + 0.5) * torch.randn(4, 5).sign()
     X_before = X.clone()
     exact = 3 * X ** 2 * dout  # f(X) = X**3, elementwise
     result, failed = call_student(name, fn, lambda Z: Z ** 3, X, dout, 1e-5)
@@ -388,20 +413,53 @@ def check_numerical_gradient(fn, name="numerical_gradient"):
                   "sum(X**3 * dout): perturb one element at a time by ±h")
 
 
+def check_gradient_errors(errors, name="gradient_check", tol=1e-7):
+    """Check relative errors of a hand-written gradient, e.g. {"autograd": 1e-16, ...}.
+
+    Float64 gradients agree with autograd to ~1e-16 and with a centered numerical
+    gradient to ~1e-10 (h = 1e-5); above `tol` something is wrong: the gradient, the
+    comparison, float32, or a mask that changes between evaluations.
+    """
+    if not isinstance(errors, dict) or not errors:
+        return report(name, False, "pass a dict of relative errors, e.g. "
+                      "{'autograd': rel_error(dX, dX_autograd), 'numerical': ...}")
+    values = {}
+    for key, value in errors.items():
+        try:
+            values[key] = float(value)
+        except (TypeError, ValueError, RuntimeError):
+            return report(name, False, f"errors[{key!r}] is {type(value).__name__}, not a number")
+    table = ", ".join(f"{k} {v:.1e}" for k, v in values.items())
+    bad = {k: v for k, v in values.items() if not v <= tol}  # NaN is bad too
+    if not bad:
+        return report(name, True, f"relative errors {table} (all below {tol:g})")
+    if any("num" in k.lower() for k in bad) and not any("num" not in k.lower() for k in bad):
+        worst = max(bad.values())
+        if worst > 1e-3:
+            return report(name, False, f"relative errors {table}: the numerical gradient is "
+                          "far off: is the mask the SAME in every evaluation of f? A new mask "
+                          "changes f by O(1), and dividing by 2h blows that up")
+        return report(name, False, f"relative errors {table}: use float64, a centered "
+                      "difference and h about 1e-5")
+    return report(name, False, f"relative errors {table}: your backward pass and autograd "
+                  "disagree (did check_dropout_backward pass?), or autograd saw a different "
+                  "mask than your backward pass")
+
+
 # ---------------------------------------------------------------------------
 # mlp_loss_and_grads(X, y, params, mask, p) -> (loss, grads)
 # ---------------------------------------------------------------------------
 
 def _mlp_case():
-    with _seeded(4):
-        N, D, H, C, p = 6, 5, 8, 4, 0.5
-        X = torch.randn(N, D, dtype=torch.float64)
-        y = torch.randint(0, C, (N,))
-        params = {"W1": torch.randn(D, H, dtype=torch.float64) / D ** 0.5,
-                  "b1": 0.1 * torch.randn(H, dtype=torch.float64),
-                  "W2": torch.randn(H, C, dtype=torch.float64) / H ** 0.5,
-                  "b2": 0.1 * torch.randn(C, dtype=torch.float64)}
-        mask = (torch.rand(N, H) >= p).double()
+    """A small network in float64 (call inside _seeded)."""
+    N, D, H, C, p = 6, 5, 8, 4, 0.5
+    X = torch.randn(N, D, dtype=torch.float64)
+    y = torch.randint(0, C, (N,))
+    params = {"W1": torch.randn(D, H, dtype=torch.float64) / D ** 0.5,
+              "b1": 0.1 * torch.randn(H, dtype=torch.float64),
+              "W2": torch.randn(H, C, dtype=torch.float64) / H ** 0.5,
+              "b2": 0.1 * torch.randn(C, dtype=torch.float64)}
+    mask = (torch.rand(N, H) >= p).double()
     return X, y, params, mask, p
 
 
@@ -434,6 +492,11 @@ def _first_layer_hint(grads, params, X, y, mask, p, z1):
 
 def check_mlp_backward(fn, name="mlp_backward"):
     """Check a hand-written loss and gradients of Linear-ReLU-dropout-Linear + softmax CE."""
+    with _seeded(4):
+        return _check_mlp_backward(fn, name)
+
+
+def _check_mlp_backward(fn, name):
     X, y, params, mask, p = _mlp_case()
     result, failed = call_student(name, fn, X.clone(), y.clone(),
                                   {k: v.clone() for k, v in params.items()}, mask.clone(), p)
