@@ -205,7 +205,8 @@ def cache_path(full, seeds, data, device, cache):
     folder = Path(cache) if isinstance(cache, (str, Path)) else default_data_dir() / "sweeps"
     X_train, y_train, X_test, _ = data
     key = repr((full, seeds, device.type, tuple(X_train.shape), tuple(X_test.shape),
-                round(float(X_train[:512].sum()), 3), int(y_train[:4096].sum()),
+                hashlib.sha256(X_train[:512].cpu().numpy().tobytes()).hexdigest(),
+                hashlib.sha256(y_train.cpu().numpy().tobytes()).hexdigest(),
                 Path(__file__).read_text()))
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
