@@ -51,3 +51,14 @@ def plot_heatmap(table, value="test_acc", rows="p1", cols="p2", ax=None, fmt="{:
                     color="black" if m > middle else "white")
     ax.figure.colorbar(image, ax=ax, label=value.replace("_", " "))
     return ax
+
+
+def animation_html(anim, **kwargs):
+    """`anim.to_jshtml(**kwargs)` as an HTML object, without the Font Awesome
+    stylesheet that matplotlib links from a CDN: the book must work offline, and
+    the book's theme already provides the icons for the player's buttons."""
+    import re
+
+    from IPython.display import HTML
+    html = anim.to_jshtml(**kwargs)
+    return HTML(re.sub(r'<link rel="stylesheet"\s*href="https?://[^"]*font-awesome[^"]*">', "", html))

@@ -55,6 +55,7 @@ def open_page(browser, url):
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
     # no network: anything not on localhost is refused, and must not be needed
     page.route(re.compile(r"^(?!http://127\.0\.0\.1).*"), lambda route: route.abort())
     page.goto(url, wait_until="networkidle")
