@@ -8,11 +8,11 @@ Colab can open the page from the repository. The setup cell is the first code
 cell of every notebook; its text is SETUP_CELL below, with the repository URL
 taken from _config.yml (the one place that names it).
 """
-import re
 import sys
 from pathlib import Path
 
 import jupytext
+import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +59,7 @@ def with_setup_cell(nb):
         code[0].source = source
         code[0].metadata["tags"] = ["hide-input"]
         return True
-    cell = jupytext.formats.new_code_cell(source) if hasattr(jupytext.formats, "new_code_cell") \
-        else __import__("nbformat").v4.new_code_cell(source)
+    cell = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = ["hide-input"]
     first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
     # after the title and the "what you will learn" text, before the first code
