@@ -19,3 +19,17 @@ def small_data(data):
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture
+def verdict(capsys):
+    """verdict(check, *args) runs a check of dropout_lab.checks and returns
+    (passed, the one line it printed), after asserting that it printed exactly one
+    line and that the line's [PASS]/[FAIL] matches what it returned."""
+    def run(check, *args):
+        passed = check(*args)
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("[PASS]" if passed else "[FAIL]")
+        return passed, lines[0]
+    return run

@@ -11,17 +11,8 @@ from dropout_lab import checks
 from dropout_lab.checks import experiments
 
 
-def verdict(capsys, check, *args):
-    """Run a check; return (passed, the one line it printed)."""
-    passed = check(*args)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("[PASS]" if passed else "[FAIL]")
-    return passed, lines[0]
-
-
-def fails_with(capsys, check, *args, hint):
-    passed, line = verdict(capsys, check, *args)
+def fails_with(verdict, check, *args, hint):
+    passed, line = verdict(check, *args)
     assert not passed, line
     assert hint in line, line
 
@@ -133,9 +124,9 @@ def returns_every_pass(model, X, k):
     return out
 
 
-def test_mc_predict_passes_the_solution_and_the_reference(capsys):
-    assert verdict(capsys, checks.check_mc_predict, mc_predict)[0]
-    assert verdict(capsys, checks.check_mc_predict, experiments.mc_predict_reference)[0]
+def test_mc_predict_passes_the_solution_and_the_reference(capsys, verdict):
+    assert verdict(checks.check_mc_predict, mc_predict)[0]
+    assert verdict(checks.check_mc_predict, experiments.mc_predict_reference)[0]
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -149,14 +140,14 @@ def test_mc_predict_passes_the_solution_and_the_reference(capsys):
     (returns_logits, "do not sum to 1"),
     (returns_every_pass, "average over the passes"),
 ])
-def test_mc_predict_fails_the_classic_mistakes(capsys, wrong, hint):
-    fails_with(capsys, checks.check_mc_predict, wrong, hint=hint)
+def test_mc_predict_fails_the_classic_mistakes(capsys, wrong, hint, verdict):
+    fails_with(verdict, checks.check_mc_predict, wrong, hint=hint)
 
 
-def test_mc_predict_reports_a_todo(capsys):
+def test_mc_predict_reports_a_todo(capsys, verdict):
     def todo(model, X, k):
         raise NotImplementedError("TODO")
-    fails_with(capsys, checks.check_mc_predict, todo, hint="not implemented yet")
+    fails_with(verdict, checks.check_mc_predict, todo, hint="not implemented yet")
 
 
 def test_mc_predict_leaves_the_random_state_alone():
@@ -182,9 +173,9 @@ def entropy(probs):
     (lambda P: -torch.xlogy(P, P).sum(1, keepdim=True), "keepdim"),
     (lambda P: 1 - P.max(1).values, "1 - max probability"),
 ])
-def test_entropy(capsys, wrong, hint):
-    assert verdict(capsys, checks.check_entropy, entropy)[0]
-    fails_with(capsys, checks.check_entropy, wrong, hint=hint)
+def test_entropy(capsys, wrong, hint, verdict):
+    assert verdict(checks.check_entropy, entropy)[0]
+    fails_with(verdict, checks.check_entropy, wrong, hint=hint)
 
 
 def selective_accuracy(uncertainty, correct, coverage):
@@ -216,9 +207,9 @@ def counts(uncertainty, correct, coverage):
     (most_uncertain, "MOST uncertain"), (ignores_coverage, "accuracy on all images"),
     (divides_by_all, "number of ALL images"), (counts, "is a count"),
 ])
-def test_selective_accuracy(capsys, wrong, hint):
-    assert verdict(capsys, checks.check_selective_accuracy, selective_accuracy)[0]
-    fails_with(capsys, checks.check_selective_accuracy, wrong, hint=hint)
+def test_selective_accuracy(capsys, wrong, hint, verdict):
+    assert verdict(checks.check_selective_accuracy, selective_accuracy)[0]
+    fails_with(verdict, checks.check_selective_accuracy, wrong, hint=hint)
 
 
 # --- exercise 9: size settings, dropout gain ---------------------------------------
@@ -233,9 +224,9 @@ def size_settings(sizes=SIZES):
             for n in sizes for d in [(0.0, 0.0), (0.5, 0.5)]]
 
 
-def test_size_settings_pass(capsys):
-    assert verdict(capsys, checks.check_size_settings, size_settings(), SIZES)[0]
-    assert verdict(capsys, checks.check_size_settings, size_settings(), SIZES, EPOCHS)[0]
+def test_size_settings_pass(capsys, verdict):
+    assert verdict(checks.check_size_settings, size_settings(), SIZES)[0]
+    assert verdict(checks.check_size_settings, size_settings(), SIZES, EPOCHS)[0]
 
 
 @pytest.mark.parametrize("settings, hint", [
@@ -255,16 +246,16 @@ def test_size_settings_pass(capsys):
     (size_settings() + size_settings()[:1], "appear twice"),
     ({"dropout": (0.5, 0.5), "n_train": 500}, "list of dicts"),
 ])
-def test_size_settings_fail(capsys, settings, hint):
-    fails_with(capsys, checks.check_size_settings, settings, SIZES, hint=hint)
+def test_size_settings_fail(capsys, settings, hint, verdict):
+    fails_with(verdict, checks.check_size_settings, settings, SIZES, hint=hint)
 
 
-def test_size_settings_epochs(capsys):
+def test_size_settings_epochs(capsys, verdict):
     fixed = [{"dropout": d, "n_train": n, "epochs": 10}
              for n in SIZES for d in [(0.0, 0.0), (0.5, 0.5)]]
-    fails_with(capsys, checks.check_size_settings, fixed, SIZES, EPOCHS, hint="EPOCHS[n]")
+    fails_with(verdict, checks.check_size_settings, fixed, SIZES, EPOCHS, hint="EPOCHS[n]")
     default = [{"dropout": d, "n_train": n} for n in SIZES for d in [(0.0, 0.0), (0.5, 0.5)]]
-    fails_with(capsys, checks.check_size_settings, default, SIZES, EPOCHS, hint="used 10")
+    fails_with(verdict, checks.check_size_settings, default, SIZES, EPOCHS, hint="used 10")
 
 
 def dropout_gain(final, value="test_acc"):
@@ -305,10 +296,10 @@ def pd_frame(mean, std, index=None):
     (gain_reversed, "sign is reversed"), (gain_test_only, "argument `value`"),
     (gain_unpaired, "as if independent"), (gain_row_order, "not row by row"),
 ])
-def test_dropout_gain(capsys, wrong, hint):
-    assert verdict(capsys, checks.check_dropout_gain, dropout_gain)[0]
-    assert verdict(capsys, checks.check_dropout_gain, experiments.dropout_gain_reference)[0]
-    fails_with(capsys, checks.check_dropout_gain, wrong, hint=hint)
+def test_dropout_gain(capsys, wrong, hint, verdict):
+    assert verdict(checks.check_dropout_gain, dropout_gain)[0]
+    assert verdict(checks.check_dropout_gain, experiments.dropout_gain_reference)[0]
+    fails_with(verdict, checks.check_dropout_gain, wrong, hint=hint)
 
 
 # --- exercise 10: width settings, n/q comparison -----------------------------------
@@ -322,8 +313,8 @@ def width_settings():
             for w, p in itertools.product(WIDTHS, RATES)]
 
 
-def test_width_settings_pass(capsys):
-    assert verdict(capsys, checks.check_width_settings, width_settings(), WIDTHS, RATES)[0]
+def test_width_settings_pass(capsys, verdict):
+    assert verdict(checks.check_width_settings, width_settings(), WIDTHS, RATES)[0]
 
 
 @pytest.mark.parametrize("settings, hint", [
@@ -341,8 +332,8 @@ def test_width_settings_pass(capsys):
     ([{"hidden": (w, w), "dropout": (p, 0.5)} for w, p in itertools.product(WIDTHS, RATES)],
      "the same rate after both"),
 ])
-def test_width_settings_fail(capsys, settings, hint):
-    fails_with(capsys, checks.check_width_settings, settings, WIDTHS, RATES, hint=hint)
+def test_width_settings_fail(capsys, settings, hint, verdict):
+    fails_with(verdict, checks.check_width_settings, settings, WIDTHS, RATES, hint=hint)
 
 
 def nq_gain(final, n, q):
@@ -383,7 +374,7 @@ def nq_row_order(final, n, q):
     (nq_exact_float, "floating point"), (nq_times_q, "n·q"), (nq_keep_as_drop, "KEEP"),
     (lambda f, n, q: -nq_gain(f, n, q), "sign is reversed"), (nq_row_order, "seed by seed"),
 ])
-def test_nq_gain(capsys, wrong, hint):
-    assert verdict(capsys, checks.check_nq_gain, nq_gain)[0]
-    assert verdict(capsys, checks.check_nq_gain, experiments.nq_gain_reference)[0]
-    fails_with(capsys, checks.check_nq_gain, wrong, hint=hint)
+def test_nq_gain(capsys, wrong, hint, verdict):
+    assert verdict(checks.check_nq_gain, nq_gain)[0]
+    assert verdict(checks.check_nq_gain, experiments.nq_gain_reference)[0]
+    fails_with(verdict, checks.check_nq_gain, wrong, hint=hint)

@@ -7,14 +7,6 @@ import dropout_lab as dl
 from dropout_lab import checks
 
 
-def verdict(check, fn, capsys):
-    """Run a check; return (passed, the one line it printed)."""
-    passed = check(fn)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("[PASS]" if passed else "[FAIL]")
-    return passed, lines[0]
-
 
 # ---------------------------------------------------------------- dropout_layer
 
@@ -102,23 +94,23 @@ WRONG_LAYERS = [
 
 
 @pytest.mark.parametrize("fn, hint", WRONG_LAYERS, ids=[f.__name__ for f, _ in WRONG_LAYERS])
-def test_dropout_layer_check_fails_with_hint(fn, hint, capsys):
-    passed, line = verdict(checks.check_dropout_layer, fn, capsys)
+def test_dropout_layer_check_fails_with_hint(fn, hint, capsys, verdict):
+    passed, line = verdict(checks.check_dropout_layer, fn)
     assert not passed and hint in line, line
 
 
-def test_dropout_layer_check_passes_on_the_library(capsys):
-    passed, line = verdict(checks.check_dropout_layer, dl.dropout_layer, capsys)
+def test_dropout_layer_check_passes_on_the_library(capsys, verdict):
+    passed, line = verdict(checks.check_dropout_layer, dl.dropout_layer)
     assert passed, line
     assert "meta" in line and "tip" not in line
 
 
-def test_missing_value_error_is_a_tip_not_a_failure(capsys):
+def test_missing_value_error_is_a_tip_not_a_failure(capsys, verdict):
     def no_validation(X, p):
         if p == 1:
             return torch.zeros_like(X)
         return X * (torch.rand_like(X) >= p).to(X.dtype) / (1 - p)
-    passed, line = verdict(checks.check_dropout_layer, no_validation, capsys)
+    passed, line = verdict(checks.check_dropout_layer, no_validation)
     assert passed and "should raise ValueError" in line
 
 
@@ -143,13 +135,13 @@ def good_backward(dout, mask, p):
     return torch.zeros_like(dout) if p == 1 else dout * mask / (1 - p)
 
 
-def test_forward_check(capsys):
-    assert verdict(checks.check_dropout_forward, good_forward, capsys)[0]
+def test_forward_check(capsys, verdict):
+    assert verdict(checks.check_dropout_forward, good_forward)[0]
 
     def scaled_mask(X, p):
         out, mask = good_forward(X, p)
         return out, mask / (1 - p)
-    passed, line = verdict(checks.check_dropout_forward, scaled_mask, capsys)
+    passed, line = verdict(checks.check_dropout_forward, scaled_mask)
     assert not passed and "only 0 and 1" in line
     passed, line = verdict(checks.check_dropout_forward, lambda X, p: good_forward(X, p)[0],
                            capsys)
@@ -168,13 +160,13 @@ WRONG_BACKWARDS = [
 
 
 @pytest.mark.parametrize("fn, hint", WRONG_BACKWARDS, ids=[h for _, h in WRONG_BACKWARDS])
-def test_backward_check_fails_with_hint(fn, hint, capsys):
-    passed, line = verdict(checks.check_dropout_backward, fn, capsys)
+def test_backward_check_fails_with_hint(fn, hint, capsys, verdict):
+    passed, line = verdict(checks.check_dropout_backward, fn)
     assert not passed and hint in line, line
 
 
-def test_backward_check_passes(capsys):
-    passed, line = verdict(checks.check_dropout_backward, good_backward, capsys)
+def test_backward_check_passes(capsys, verdict):
+    passed, line = verdict(checks.check_dropout_backward, good_backward)
     assert passed and "numerical gradient" in line
 
 
@@ -203,9 +195,9 @@ def one_sided(f, X, dout, h=1e-6):
     return grad
 
 
-def test_numerical_gradient_check(capsys):
-    assert verdict(checks.check_numerical_gradient, centered, capsys)[0]
-    passed, line = verdict(checks.check_numerical_gradient, one_sided, capsys)
+def test_numerical_gradient_check(capsys, verdict):
+    assert verdict(checks.check_numerical_gradient, centered)[0]
+    passed, line = verdict(checks.check_numerical_gradient, one_sided)
     assert not passed and "one-sided" in line, line
     passed, line = verdict(checks.check_numerical_gradient,
                            lambda f, X, d, h=1e-6: 2 * centered(f, X, d, h), capsys)
@@ -215,7 +207,7 @@ def test_numerical_gradient_check(capsys):
         grad = centered(f, X, dout, h)
         X.view(-1)[0] += h
         return grad
-    passed, line = verdict(checks.check_numerical_gradient, not_restored, capsys)
+    passed, line = verdict(checks.check_numerical_gradient, not_restored)
     assert not passed and "put X[i] back" in line, line
 
 
@@ -248,13 +240,13 @@ def mlp(X, y, params, mask, p, scale_back=True, mask_back=True, relu_back=True, 
     ({"relu_back": False}, "ReLU's gradient is missing"),
     ({"mean": False}, "N times too large"),
 ])
-def test_mlp_check_fails_with_hint(flags, hint, capsys):
-    passed, line = verdict(checks.check_mlp_backward, lambda *a: mlp(*a, **flags), capsys)
+def test_mlp_check_fails_with_hint(flags, hint, capsys, verdict):
+    passed, line = verdict(checks.check_mlp_backward, lambda *a: mlp(*a, **flags))
     assert not passed and hint in line, line
 
 
-def test_mlp_check_passes(capsys):
-    passed, line = verdict(checks.check_mlp_backward, mlp, capsys)
+def test_mlp_check_passes(capsys, verdict):
+    passed, line = verdict(checks.check_mlp_backward, mlp)
     assert passed and "W1" in line
 
 
@@ -263,7 +255,7 @@ def test_rel_error():
     assert abs(checks.rel_error(torch.tensor([1.0]), torch.tensor([3.0])) - 0.5) < 1e-12
 
 
-def test_gradient_errors_check(capsys):
+def test_gradient_errors_check(capsys, verdict):
     assert verdict(checks.check_gradient_errors, {"autograd": 0.0, "numerical": 3e-11},
                    capsys)[0]
     passed, line = verdict(checks.check_gradient_errors, {"autograd": 0.0, "numerical": 0.9},
@@ -272,7 +264,7 @@ def test_gradient_errors_check(capsys):
     passed, line = verdict(checks.check_gradient_errors, {"autograd": 0.5, "numerical": 0.5},
                            capsys)
     assert not passed and "disagree" in line
-    passed, line = verdict(checks.check_gradient_errors, {"autograd": float("nan")}, capsys)
+    passed, line = verdict(checks.check_gradient_errors, {"autograd": float("nan")})
     assert not passed
-    passed, line = verdict(checks.check_gradient_errors, None, capsys)
+    passed, line = verdict(checks.check_gradient_errors, None)
     assert not passed and "dict of relative errors" in line

@@ -22,6 +22,19 @@ def test_one_model_of_a_sweep_equals_the_single_trainer_without_noise(small_data
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_training_subset_is_what_a_sweep_trains_on(small_data):
+    # dl.training_subset must give the images a sweep drew for a seed: trained on
+    # them with dl.train (no noise), a model follows its twin in the sweep exactly.
+    _, models = dl.sweep([{"dropout": (0.0, 0.0), "epochs": 1, "n_train": 700}], [3],
+                         small_data, device="cpu", progress=False, return_models=True)
+    subset = dl.training_subset(small_data, 700, seed=3)
+    assert subset.X_train.shape == (700, 784) and subset.X_test is small_data[2]
+    single = dl.make_mlp((0.0, 0.0), seed=3)
+    dl.train(single, subset, epochs=1, seed=3, device="cpu", progress=False)
+    for a, b in zip(single.state_dict().values(), models[0, 3].state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_with_dropout_the_sweep_matches_the_trainer_in_distribution(small_data):
     # Masks are drawn differently, so compare over seeds: the means must agree within
     # their combined standard error (times 4), and both must have learned.
@@ -79,3 +92,23 @@ def test_cache_returns_the_same_results(small_data, tmp_path):
     assert first.drop(columns="seconds_per_model").equals(again.drop(columns="seconds_per_model"))
     assert torch.equal(models[0, 1][0].weight, cached[0, 1][0].weight)
     assert len(list(tmp_path.glob("*.pt"))) == 1
+
+
+def test_sweep_masks_drop_at_the_asked_rate_and_keep_the_mean():
+    # The sweep's masks come from 16-bit random integers (sweep.keep_mask): check the
+    # drop rate per model against p and the mean multiplier against 1, within 5 SE.
+    from dropout_lab.sweep import noise, noise_params
+    p = torch.tensor([[0.0, 0.2], [0.5, 0.7], [0.9, 1.0]])
+    H = torch.ones(3, 400, 500)
+    gaussian = torch.zeros(3, dtype=torch.bool)
+    for layer, params in enumerate(noise_params(p, gaussian)):
+        out = noise(H, *params)
+        for k in range(3):
+            rate, n = p[k, layer].item(), out[k].numel()
+            dropped = (out[k] == 0).double().mean().item()
+            assert abs(dropped - rate) <= 5 * math.sqrt(rate * (1 - rate) / n) + 1e-5
+            if rate < 1:
+                se = math.sqrt(rate / (1 - rate) / n)
+                assert abs(out[k].double().mean().item() - 1) <= 5 * se + 1e-6
+            else:
+                assert (out[k] == 0).all()

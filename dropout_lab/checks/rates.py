@@ -1,0 +1,366 @@
+"""Checks for the exercises on dropout rates and training length.
+
+Exercise 1 (swapping the rates, a grid of rates per layer):
+    check_rate_grid, check_paired_differences, check_marginal_means.
+Exercise 2 (training for more epochs):
+    check_overfitting_onset, check_epochs_to_reach.
+
+Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
+returns True or False. The functions are checked on small synthetic tables,
+built so that each classic mistake gives a different answer from the right one
+(rows out of seed order, an index that does not start at 0, a test loss that
+bottoms out long before the train accuracy peaks, ...). No randomness: a check
+gives the same verdict every time.
+"""
+import itertools
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .report import call_student, report
+
+__all__ = ["check_rate_grid", "check_paired_differences", "check_marginal_means",
+           "check_overfitting_onset", "check_epochs_to_reach"]
+
+
+def _key(pair):
+    """A pair of rates as a hashable key that ignores float round-off (0.1 + 0.2)."""
+    return tuple(round(float(p), 6) for p in pair)
+
+
+def _fmt(pairs, limit=4):
+    pairs = sorted(pairs)
+    text = ", ".join(f"({a:g}, {b:g})" for a, b in pairs[:limit])
+    return text + (f" and {len(pairs) - limit} more" if len(pairs) > limit else "")
+
+
+# ---------------------------------------------------------------------------
+# Exercise 1: the grid of settings
+# ---------------------------------------------------------------------------
+
+def _grid_pairs(settings):
+    """The list of (p1, p2) pairs in `settings`, or a hint about its form."""
+    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
+        return None, (f"settings must be a list of dicts (one per setting), got "
+                      f"{type(settings).__name__}")
+    if not settings:
+        return None, "settings is empty"
+    pairs = []
+    for s in settings:
+        if not isinstance(s, dict):
+            return None, (f"each setting must be a dict for dl.sweep, e.g. "
+                          f"{{'dropout': (0.2, 0.5)}}; got {s!r}")
+        if "dropout" not in s:
+            return None, f"a setting has no 'dropout' key: {s!r}"
+        d = s["dropout"]
+        if isinstance(d, numbers.Number) or not hasattr(d, "__len__") or len(d) != 2:
+            return None, (f"'dropout' must hold one rate per hidden layer, (p1, p2); "
+                          f"got {d!r}")
+        if not all(isinstance(p, numbers.Real) and not isinstance(p, bool) for p in d):
+            return None, f"the rates must be numbers, got {d!r}"
+        pairs.append((float(d[0]), float(d[1])))
+    return pairs, None
+
+
+def check_rate_grid(settings, rates):
+    """settings: the list of dl.sweep dicts; it must hold every (p1, p2) with p1 and
+    p2 from `rates` (drop probabilities), both orders, each once, and otherwise
+    identical settings."""
+    name = "rate grid"
+    pairs, problem = _grid_pairs(settings)
+    if problem:
+        return report(name, False, problem)
+    rates = [float(r) for r in rates]
+    if any(not 0 <= p <= 1 or math.isnan(p) for pair in pairs for p in pair):
+        return report(name, False, "rates must be drop probabilities in [0, 1] "
+                      "(0.2, not 20 per cent)")
+    want = {_key(pair) for pair in itertools.product(rates, rates)}
+    got = [_key(pair) for pair in pairs]
+    seen = set(got)
+    keep = {_key((1 - a, 1 - b)) for a, b in itertools.product(rates, rates)}
+    if seen == keep and keep != want:
+        return report(name, False, "these are keep probabilities q = 1 - p: dl.sweep "
+                      "and this book use the DROP probability p (0.2 means drop 20 %)")
+    if len(got) != len(seen):
+        twice = {k for k in seen if got.count(k) > 1}
+        return report(name, False, f"some settings appear more than once: {_fmt(twice)}")
+    missing, extra = want - seen, seen - want
+    if not missing and not extra:
+        others = [{k: v for k, v in s.items() if k != "dropout"} for s in settings]
+        if any(o != others[0] for o in others):
+            return report(name, False, "the settings differ in more than the dropout rates "
+                          "(epochs, n_train, ...): give them all the same values")
+        return report(name, True, f"{len(want)} settings = {len(rates)} rates for p1 x "
+                      f"{len(rates)} for p2, both orders")
+    if extra and not missing:
+        return report(name, False, f"settings outside the grid of `rates`: {_fmt(extra)}")
+    if all(a == b for a, b in seen) and len(rates) > 1:
+        return report(name, False, "only equal rates (p, p): you paired the rates element "
+                      "by element (zip); the grid is every p1 with every p2 "
+                      "(itertools.product)")
+    if all(a <= b for a, b in seen) or all(a >= b for a, b in seen):
+        return report(name, False, f"only one order of each pair, e.g. "
+                      f"{_fmt(list(missing)[:1])} is missing: (0.2, 0.5) and (0.5, 0.2) "
+                      "are different nets (p1 acts after the first hidden layer, p2 after "
+                      "the second); use itertools.product, not combinations")
+    return report(name, False, f"{len(missing)} of {len(want)} settings missing "
+                  f"({_fmt(missing)})" + (f"; extra: {_fmt(extra)}" if extra else ""))
+
+
+# ---------------------------------------------------------------------------
+# Exercise 1: paired differences and marginal means (reference answers)
+# ---------------------------------------------------------------------------
+
+def _paired_differences(final, first, second):
+    """Per seed: test accuracy of setting `first` minus that of `second` (p1, p2)."""
+    def acc(pair):
+        rows = final[(final.p1 == pair[0]) & (final.p2 == pair[1])]
+        return rows.set_index("seed")["test_acc"]
+    return (acc(first) - acc(second)).rename("difference")
+
+
+def _marginal_means(final, column):
+    """Per rate of `column`: mean and std over seeds of the seed's average over the
+    other layer's rates."""
+    per_seed = final.groupby([column, "seed"])["test_acc"].mean()
+    return per_seed.groupby(level=column).agg(["mean", "std"])
+
+
+def _synthetic_final():
+    """A last-epoch table like dl.sweep's: p1 and p2 in {0, 0.2, 0.5}, seeds 3, 7, 11.
+    p2 matters much more than p1, the seeds differ, and in some settings the rows
+    are NOT in seed order (as after a merge or a sort)."""
+    rates = [0.0, 0.2, 0.5]
+    seed_effect = {3: 0.010, 7: -0.004, 11: 0.002}
+    wobble = [0.0031, -0.0017, 0.0009, -0.0042, 0.0026, 0.0013, -0.0008, 0.0035, -0.0021,
+              0.0004]
+    rows = []
+    for i, (p1, p2) in enumerate(itertools.product(rates, rates)):
+        seeds = [11, 3, 7] if i % 3 == 1 else [3, 7, 11]
+        for j, seed in enumerate(seeds):
+            acc = (0.85 - 0.01 * p1 - 0.08 * p2 + 0.03 * p1 * p2 + seed_effect[seed]
+                   + wobble[(3 * i + j) % len(wobble)])
+            rows.append({"setting": i, "dropout": (p1, p2), "p1": p1, "p2": p2,
+                         "seed": seed, "epoch": 10, "test_acc": acc})
+    return pd.DataFrame(rows)
+
+
+def check_paired_differences(fn):
+    """fn(final, first, second) -> Series indexed by seed: acc(first) - acc(second)."""
+    name = "paired differences"
+    final = _synthetic_final()
+    for first, second in [((0.0, 0.5), (0.5, 0.2)), ((0.2, 0.5), (0.5, 0.2))]:
+        want = _paired_differences(final, first, second)
+        out, failed = call_student(name, fn, final.copy(), first, second)
+        if failed is not None:
+            return failed
+        if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
+            out = out.iloc[:, 0]
+        if not isinstance(out, pd.Series):
+            return report(name, False, f"return a pandas Series indexed by seed (got "
+                          f"{type(out).__name__}), so that each difference keeps its seed")
+        if sorted(out.index.tolist()) != sorted(want.index.tolist()):
+            return report(name, False, f"the index must be the seeds {sorted(want.index)}, "
+                          f"got {list(out.index)[:6]}: e.g. "
+                          "rows.set_index('seed')['test_acc']")
+        try:
+            got = out.astype(float).reindex(want.index)
+        except (TypeError, ValueError):
+            return report(name, False, "the values must be numbers (accuracy differences)")
+        if np.allclose(got, want, atol=1e-9):
+            continue
+        swapped = _paired_differences(final, first[::-1], second[::-1])
+        if np.allclose(got, -want, atol=1e-9):
+            return report(name, False, f"the sign is reversed for first={first}, "
+                          f"second={second}: return acc(first) - acc(second), with p1 the "
+                          "rate after the FIRST hidden layer")
+        if np.isclose(got.mean(), want.mean(), atol=1e-9):
+            return report(name, False, "the mean is right but the single differences are "
+                          "not: subtract the two settings seed by seed (align on the seed "
+                          "column, e.g. set_index('seed')), not row by row in table order")
+        if np.allclose(got, swapped, atol=1e-9):
+            return report(name, False, "you read the pairs as (p2, p1): first[0] is p1, the "
+                          "rate after the first hidden layer")
+        return report(name, False, "wrong differences: per seed, take the test accuracy of "
+                      "the setting (p1, p2) = first minus that of second")
+    return report(name, True, "one difference per seed, matched by seed")
+
+
+def check_marginal_means(fn):
+    """fn(final, column) -> DataFrame indexed by the rates of `column`, columns mean and
+    std: per seed average over the other rate, then mean and std over seeds."""
+    name = "marginal means"
+    final = _synthetic_final()
+    for column in ("p1", "p2"):
+        want = _marginal_means(final, column)
+        out, failed = call_student(name, fn, final.copy(), column)
+        if failed is not None:
+            return failed
+        if not isinstance(out, pd.DataFrame) or not {"mean", "std"} <= set(out.columns):
+            return report(name, False, "return a DataFrame with columns 'mean' and 'std', "
+                          "one row per rate (e.g. .agg(['mean', 'std']))")
+        index = [round(float(v), 6) for v in out.index] if len(out) else []
+        if index != [round(float(v), 6) for v in want.index]:
+            return report(name, False, f"for column={column!r} the rows must be its rates "
+                          f"{list(want.index)} in increasing order, got {list(out.index)}")
+        mean = out["mean"].astype(float).to_numpy()
+        std = out["std"].astype(float).to_numpy()
+        if not np.allclose(mean, want["mean"], atol=1e-9):
+            other = "p2" if column == "p1" else "p1"
+            if np.allclose(mean, _marginal_means(final, other)["mean"], atol=1e-9):
+                return report(name, False, f"for column={column!r} you averaged over "
+                              f"{column} and kept {other}: group by the column you are given")
+            return report(name, False, f"the means for {column} are wrong: average the test "
+                          "accuracy over the other layer's rates and the seeds")
+        pooled = final.groupby(column)["test_acc"].std()
+        if np.allclose(std, pooled, atol=1e-9):
+            return report(name, False, "your std also counts the differences between the "
+                          "other layer's rates: average over them within each seed first, "
+                          "then take the mean and std over seeds")
+        ddof0 = want["std"] * math.sqrt((final.seed.nunique() - 1) / final.seed.nunique())
+        if not (np.allclose(std, want["std"], atol=1e-9) or np.allclose(std, ddof0, atol=1e-9)):
+            return report(name, False, f"the std for {column} is wrong: per seed, average "
+                          "over the other rate; then the std over seeds")
+    return report(name, True, "means and seed spreads of both layers' marginal effects")
+
+
+# ---------------------------------------------------------------------------
+# Exercise 2: overfitting onset and epochs to reach a target
+# ---------------------------------------------------------------------------
+
+def _overfitting_onset(history):
+    """The epoch (value of the epoch column) with the smallest test loss."""
+    return int(history.loc[history["test_loss"].idxmin(), "epoch"])
+
+
+def _epochs_to_reach(curve, target):
+    """The first epoch whose test_acc is >= target, or None if none is."""
+    reached = curve[curve["test_acc"] >= target]
+    return None if reached.empty else int(reached["epoch"].min())
+
+
+def _history(epochs=20, offset=0):
+    """One model's history: test loss lowest at epoch 7, test accuracy highest at
+    epoch 12, train accuracy highest at the last epoch; the index starts at `offset`
+    (as in a slice of a sweep's table)."""
+    epoch = np.arange(1, epochs + 1)
+    test_loss = 0.40 + 0.004 * (epoch - 7) ** 2 - 0.0005 * (epoch > 7) * (epoch - 7)
+    test_acc = 0.88 - 0.0004 * (epoch - 12) ** 2
+    train_acc = 1 - 0.2 * np.exp(-epoch / 5)
+    train_loss = 0.5 * np.exp(-epoch / 6)
+    return pd.DataFrame({"seed": 0, "epoch": epoch, "train_loss": train_loss,
+                         "train_acc": train_acc, "test_loss": test_loss,
+                         "test_acc": test_acc}, index=np.arange(offset, offset + epochs))
+
+
+def _as_int(value):
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def check_overfitting_onset(fn):
+    """fn(history) -> the epoch (1, 2, ...) where the test loss is smallest."""
+    name = "overfitting onset"
+    falling = "a history whose test loss falls until the last epoch"
+    cases = [(_history(offset=40), "a slice of a sweep table, indexed 40, 41, ..."),
+             (_history(), "a history indexed 0, 1, ..."),
+             (_history().assign(test_loss=lambda t: 0.6 - 0.01 * t.epoch), falling)]
+    for history, what in cases:
+        want = _overfitting_onset(history)
+        out, failed = call_student(name, fn, history.copy())
+        if failed is not None:
+            return failed
+        got = _as_int(out)
+        if got == want:
+            continue
+        if got is None:
+            loss = isinstance(out, numbers.Real) and math.isclose(
+                float(out), history["test_loss"].min(), rel_tol=1e-6)
+            return report(name, False, f"return the epoch as an integer, got {out!r}"
+                          + (" (that is the smallest loss, not its epoch)" if loss else ""))
+        row = history.index.get_loc(history["test_loss"].idxmin())
+        if got == row or got == want - 1:
+            return report(name, False, f"off by one on {what}: you returned {got}, the "
+                          f"row position; the epochs count from 1, return the value "
+                          f"in the epoch column ({want})")
+        if got == history["test_loss"].idxmin():
+            return report(name, False, f"on {what} you returned the row label {got}, not "
+                          f"the epoch: look the epoch up, history.loc[label, 'epoch']")
+        hints = {"train_acc": ("idxmax", "that is where the TRAIN accuracy peaks"),
+                 "test_acc": ("idxmax", "that is where the test accuracy peaks"),
+                 "train_loss": ("idxmin", "that is where the TRAIN loss is lowest"),
+                 "test_loss": ("idxmax", "that is where the test loss is HIGHEST")}
+        if what == falling:
+            return report(name, False, f"on {what} you returned {got}, expected {want}: "
+                          "when the test loss never rises, the minimum is at the last "
+                          "epoch (no overfitting seen yet)")
+        for column, (method, hint) in hints.items():
+            label = getattr(history[column], method)()
+            if got in (int(history.loc[label, "epoch"]), label):
+                return report(name, False, f"{hint}; the onset of overfitting is the "
+                              f"epoch of minimal test loss ({want} on {what})")
+        return report(name, False, f"on {what} you returned {got}, expected {want}: the "
+                      "epoch (epoch column) of the smallest test_loss")
+    return report(name, True, "the epoch of minimal test loss, counted from 1, also on a "
+                  "slice of a larger table")
+
+
+def _curve(values, offset=0):
+    return pd.DataFrame({"epoch": np.arange(1, len(values) + 1), "test_acc": values},
+                        index=np.arange(offset, offset + len(values)))
+
+
+def check_epochs_to_reach(fn):
+    """fn(curve, target) -> the first epoch with test_acc >= target, or None."""
+    name = "epochs to reach"
+    up_down_up = [0.70, 0.80, 0.86, 0.84, 0.85, 0.87, 0.88, 0.875]
+    cases = [(_curve(up_down_up, offset=100), 0.80, "a slice indexed from 100"),
+             (_curve(up_down_up), 0.855, "a curve that rises above the target, dips "
+              "below it, then rises again"),
+             (_curve(up_down_up), 0.845, "the same curve, target 0.845"),
+             (_curve([0.5, 0.6, 0.7, 0.8]), 0.8, "a curve that hits the target exactly"),
+             (_curve([0.5, 0.6, 0.7, 0.8]), 0.9, "a curve that never reaches the target")]
+    for curve, target, what in cases:
+        want = _epochs_to_reach(curve, target)
+        out, failed = call_student(name, fn, curve.copy(), target)
+        if failed is not None:
+            return failed
+        if want is None:
+            if out is None:
+                continue
+            return report(name, False, f"on {what} return None (got {out!r}), so that "
+                          "'never' cannot be mistaken for an epoch")
+        got = _as_int(out)
+        if got == want:
+            continue
+        accs = curve["test_acc"].to_numpy()
+        epochs = curve["epoch"].to_numpy()
+        strict = _epochs_to_reach(curve.assign(test_acc=accs - 1e-12), target)
+        if out is None and strict is None:
+            return report(name, False, f"on {what} (target {target}) you returned None, but "
+                          f"epoch {want} reaches it: 'reach' means test_acc >= target, "
+                          "not > target")
+        if got is None:
+            return report(name, False, f"on {what} return the epoch as an integer, got "
+                          f"{out!r}")
+        if got == want - 1 or got == int(np.argmax(accs >= target)):
+            hint = "off by one: return the value of the epoch column (epochs count from 1)"
+        elif got == curve.index[np.argmax(accs >= target)] != want:
+            hint = "you returned a row label of the table: return its epoch"
+        elif strict is not None and got == strict:
+            hint = "'reach' means test_acc >= target, not > target"
+        elif got == int(epochs[accs >= target].max()):
+            hint = "that is the LAST epoch at or above the target; return the first"
+        elif got == int(epochs[np.argmax(accs)]):
+            hint = "that is the epoch of the best accuracy, not of the first one >= target"
+        else:
+            hint = f"expected {want}: the first epoch whose test_acc >= target"
+        return report(name, False, f"on {what} (target {target}) you returned {got}: {hint}")
+    return report(name, True, "the first epoch at or above the target, None if never")
