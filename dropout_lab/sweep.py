@@ -196,7 +196,8 @@ def train_stack(jobs, data, device, bar):
         correct = torch.zeros(K, device=device)
         for i in range(0, n, batch_size):
             idx = order[:, i:i + batch_size]
-            logits = forward(Ws, bs, X_train[idx], noises)
+            X = X_train.index_select(0, idx.flatten()).view(*idx.shape, -1)  # = X_train[idx], faster
+            logits = forward(Ws, bs, X, noises)
             target = y_train[idx]
             losses = F.cross_entropy(logits.transpose(1, 2), target, reduction="none").mean(1)
             grads = torch.autograd.grad(losses.sum(), Ws + bs)
