@@ -265,6 +265,9 @@ def sweep(settings, seeds, data, device="auto", max_floats=1.5e8, progress=True,
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seeds:
         raise ValueError("seeds must be a positive number or a non-empty list of seeds")
+    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
+        raise TypeError(f"settings must be a list of dicts, one per setting, got "
+                        f"{type(settings).__name__}: e.g. [{{'dropout': (0.5, 0.5)}}]")
     if not settings:
         raise ValueError("settings is empty: give at least one dict, e.g. [{}] for the defaults")
     device = pick_device(device)

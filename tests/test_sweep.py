@@ -85,6 +85,12 @@ def test_bad_input_is_refused_before_training(small_data, settings, seeds, messa
         dl.sweep(settings, seeds, small_data, device="cpu", progress=False)
 
 
+@pytest.mark.parametrize("settings", [None, {"dropout": (0.5, 0.5)}])
+def test_settings_that_are_not_a_list_are_refused(small_data, settings):
+    with pytest.raises(TypeError, match="settings must be a list of dicts"):
+        dl.sweep(settings, 1, small_data, device="cpu", progress=False)
+
+
 def test_cache_returns_the_same_results(small_data, tmp_path):
     kwargs = dict(device="cpu", progress=False, cache=tmp_path, return_models=True)
     first, models = dl.sweep([{"epochs": 1, "hidden": (16, 16)}], 2, small_data, **kwargs)
