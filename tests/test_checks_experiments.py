@@ -124,7 +124,7 @@ def returns_every_pass(model, X, k):
     return out
 
 
-def test_mc_predict_passes_the_solution_and_the_reference(capsys, verdict):
+def test_mc_predict_passes_the_solution_and_the_reference(verdict):
     assert verdict(checks.check_mc_predict, mc_predict)[0]
     assert verdict(checks.check_mc_predict, experiments.mc_predict_reference)[0]
 
@@ -140,11 +140,11 @@ def test_mc_predict_passes_the_solution_and_the_reference(capsys, verdict):
     (returns_logits, "do not sum to 1"),
     (returns_every_pass, "average over the passes"),
 ])
-def test_mc_predict_fails_the_classic_mistakes(capsys, wrong, hint, verdict):
+def test_mc_predict_fails_the_classic_mistakes(wrong, hint, verdict):
     fails_with(verdict, checks.check_mc_predict, wrong, hint=hint)
 
 
-def test_mc_predict_reports_a_todo(capsys, verdict):
+def test_mc_predict_reports_a_todo(verdict):
     def todo(model, X, k):
         raise NotImplementedError("TODO")
     fails_with(verdict, checks.check_mc_predict, todo, hint="not implemented yet")
@@ -173,7 +173,7 @@ def entropy(probs):
     (lambda P: -torch.xlogy(P, P).sum(1, keepdim=True), "keepdim"),
     (lambda P: 1 - P.max(1).values, "1 - max probability"),
 ])
-def test_entropy(capsys, wrong, hint, verdict):
+def test_entropy(wrong, hint, verdict):
     assert verdict(checks.check_entropy, entropy)[0]
     fails_with(verdict, checks.check_entropy, wrong, hint=hint)
 
@@ -207,7 +207,7 @@ def counts(uncertainty, correct, coverage):
     (most_uncertain, "MOST uncertain"), (ignores_coverage, "accuracy on all images"),
     (divides_by_all, "number of ALL images"), (counts, "is a count"),
 ])
-def test_selective_accuracy(capsys, wrong, hint, verdict):
+def test_selective_accuracy(wrong, hint, verdict):
     assert verdict(checks.check_selective_accuracy, selective_accuracy)[0]
     fails_with(verdict, checks.check_selective_accuracy, wrong, hint=hint)
 
@@ -224,7 +224,7 @@ def size_settings(sizes=SIZES):
             for n in sizes for d in [(0.0, 0.0), (0.5, 0.5)]]
 
 
-def test_size_settings_pass(capsys, verdict):
+def test_size_settings_pass(verdict):
     assert verdict(checks.check_size_settings, size_settings(), SIZES)[0]
     assert verdict(checks.check_size_settings, size_settings(), SIZES, EPOCHS)[0]
 
@@ -246,11 +246,11 @@ def test_size_settings_pass(capsys, verdict):
     (size_settings() + size_settings()[:1], "appear twice"),
     ({"dropout": (0.5, 0.5), "n_train": 500}, "list of dicts"),
 ])
-def test_size_settings_fail(capsys, settings, hint, verdict):
+def test_size_settings_fail(settings, hint, verdict):
     fails_with(verdict, checks.check_size_settings, settings, SIZES, hint=hint)
 
 
-def test_size_settings_epochs(capsys, verdict):
+def test_size_settings_epochs(verdict):
     fixed = [{"dropout": d, "n_train": n, "epochs": 10}
              for n in SIZES for d in [(0.0, 0.0), (0.5, 0.5)]]
     fails_with(verdict, checks.check_size_settings, fixed, SIZES, EPOCHS, hint="EPOCHS[n]")
@@ -296,7 +296,7 @@ def pd_frame(mean, std, index=None):
     (gain_reversed, "sign is reversed"), (gain_test_only, "argument `value`"),
     (gain_unpaired, "as if independent"), (gain_row_order, "not row by row"),
 ])
-def test_dropout_gain(capsys, wrong, hint, verdict):
+def test_dropout_gain(wrong, hint, verdict):
     assert verdict(checks.check_dropout_gain, dropout_gain)[0]
     assert verdict(checks.check_dropout_gain, experiments.dropout_gain_reference)[0]
     fails_with(verdict, checks.check_dropout_gain, wrong, hint=hint)
@@ -313,7 +313,7 @@ def width_settings():
             for w, p in itertools.product(WIDTHS, RATES)]
 
 
-def test_width_settings_pass(capsys, verdict):
+def test_width_settings_pass(verdict):
     assert verdict(checks.check_width_settings, width_settings(), WIDTHS, RATES)[0]
 
 
@@ -332,7 +332,7 @@ def test_width_settings_pass(capsys, verdict):
     ([{"hidden": (w, w), "dropout": (p, 0.5)} for w, p in itertools.product(WIDTHS, RATES)],
      "the same rate after both"),
 ])
-def test_width_settings_fail(capsys, settings, hint, verdict):
+def test_width_settings_fail(settings, hint, verdict):
     fails_with(verdict, checks.check_width_settings, settings, WIDTHS, RATES, hint=hint)
 
 
@@ -374,7 +374,7 @@ def nq_row_order(final, n, q):
     (nq_exact_float, "floating point"), (nq_times_q, "n·q"), (nq_keep_as_drop, "KEEP"),
     (lambda f, n, q: -nq_gain(f, n, q), "sign is reversed"), (nq_row_order, "seed by seed"),
 ])
-def test_nq_gain(capsys, wrong, hint, verdict):
+def test_nq_gain(wrong, hint, verdict):
     assert verdict(checks.check_nq_gain, nq_gain)[0]
     assert verdict(checks.check_nq_gain, experiments.nq_gain_reference)[0]
     fails_with(verdict, checks.check_nq_gain, wrong, hint=hint)

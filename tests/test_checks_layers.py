@@ -7,7 +7,6 @@ import dropout_lab as dl
 from dropout_lab import checks
 
 
-
 # ---------------------------------------------------------------- dropout_layer
 
 def randn_mask(X, p):
@@ -94,18 +93,18 @@ WRONG_LAYERS = [
 
 
 @pytest.mark.parametrize("fn, hint", WRONG_LAYERS, ids=[f.__name__ for f, _ in WRONG_LAYERS])
-def test_dropout_layer_check_fails_with_hint(fn, hint, capsys, verdict):
+def test_dropout_layer_check_fails_with_hint(fn, hint, verdict):
     passed, line = verdict(checks.check_dropout_layer, fn)
     assert not passed and hint in line, line
 
 
-def test_dropout_layer_check_passes_on_the_library(capsys, verdict):
+def test_dropout_layer_check_passes_on_the_library(verdict):
     passed, line = verdict(checks.check_dropout_layer, dl.dropout_layer)
     assert passed, line
     assert "meta" in line and "tip" not in line
 
 
-def test_missing_value_error_is_a_tip_not_a_failure(capsys, verdict):
+def test_missing_value_error_is_a_tip_not_a_failure(verdict):
     def no_validation(X, p):
         if p == 1:
             return torch.zeros_like(X)
@@ -135,7 +134,7 @@ def good_backward(dout, mask, p):
     return torch.zeros_like(dout) if p == 1 else dout * mask / (1 - p)
 
 
-def test_forward_check(capsys, verdict):
+def test_forward_check(verdict):
     assert verdict(checks.check_dropout_forward, good_forward)[0]
 
     def scaled_mask(X, p):
@@ -143,8 +142,7 @@ def test_forward_check(capsys, verdict):
         return out, mask / (1 - p)
     passed, line = verdict(checks.check_dropout_forward, scaled_mask)
     assert not passed and "only 0 and 1" in line
-    passed, line = verdict(checks.check_dropout_forward, lambda X, p: good_forward(X, p)[0],
-                           capsys)
+    passed, line = verdict(checks.check_dropout_forward, lambda X, p: good_forward(X, p)[0])
     assert not passed and "return a pair (out, mask)" in line
 
 
@@ -160,12 +158,12 @@ WRONG_BACKWARDS = [
 
 
 @pytest.mark.parametrize("fn, hint", WRONG_BACKWARDS, ids=[h for _, h in WRONG_BACKWARDS])
-def test_backward_check_fails_with_hint(fn, hint, capsys, verdict):
+def test_backward_check_fails_with_hint(fn, hint, verdict):
     passed, line = verdict(checks.check_dropout_backward, fn)
     assert not passed and hint in line, line
 
 
-def test_backward_check_passes(capsys, verdict):
+def test_backward_check_passes(verdict):
     passed, line = verdict(checks.check_dropout_backward, good_backward)
     assert passed and "numerical gradient" in line
 
@@ -195,12 +193,12 @@ def one_sided(f, X, dout, h=1e-6):
     return grad
 
 
-def test_numerical_gradient_check(capsys, verdict):
+def test_numerical_gradient_check(verdict):
     assert verdict(checks.check_numerical_gradient, centered)[0]
     passed, line = verdict(checks.check_numerical_gradient, one_sided)
     assert not passed and "one-sided" in line, line
     passed, line = verdict(checks.check_numerical_gradient,
-                           lambda f, X, d, h=1e-6: 2 * centered(f, X, d, h), capsys)
+                           lambda f, X, d, h=1e-6: 2 * centered(f, X, d, h))
     assert not passed and "factor 2" in line, line
 
     def not_restored(f, X, dout, h=1e-6):
@@ -240,12 +238,12 @@ def mlp(X, y, params, mask, p, scale_back=True, mask_back=True, relu_back=True, 
     ({"relu_back": False}, "ReLU's gradient is missing"),
     ({"mean": False}, "N times too large"),
 ])
-def test_mlp_check_fails_with_hint(flags, hint, capsys, verdict):
+def test_mlp_check_fails_with_hint(flags, hint, verdict):
     passed, line = verdict(checks.check_mlp_backward, lambda *a: mlp(*a, **flags))
     assert not passed and hint in line, line
 
 
-def test_mlp_check_passes(capsys, verdict):
+def test_mlp_check_passes(verdict):
     passed, line = verdict(checks.check_mlp_backward, mlp)
     assert passed and "W1" in line
 
@@ -255,14 +253,11 @@ def test_rel_error():
     assert abs(checks.rel_error(torch.tensor([1.0]), torch.tensor([3.0])) - 0.5) < 1e-12
 
 
-def test_gradient_errors_check(capsys, verdict):
-    assert verdict(checks.check_gradient_errors, {"autograd": 0.0, "numerical": 3e-11},
-                   capsys)[0]
-    passed, line = verdict(checks.check_gradient_errors, {"autograd": 0.0, "numerical": 0.9},
-                           capsys)
+def test_gradient_errors_check(verdict):
+    assert verdict(checks.check_gradient_errors, {"autograd": 0.0, "numerical": 3e-11})[0]
+    passed, line = verdict(checks.check_gradient_errors, {"autograd": 0.0, "numerical": 0.9})
     assert not passed and "SAME in every evaluation" in line
-    passed, line = verdict(checks.check_gradient_errors, {"autograd": 0.5, "numerical": 0.5},
-                           capsys)
+    passed, line = verdict(checks.check_gradient_errors, {"autograd": 0.5, "numerical": 0.5})
     assert not passed and "disagree" in line
     passed, line = verdict(checks.check_gradient_errors, {"autograd": float("nan")})
     assert not passed

@@ -13,7 +13,6 @@ RATES = [0.0, 0.2, 0.5, 0.7]
 COMMON = {"epochs": 10, "n_train": 5000}
 
 
-
 def test_checks_are_exported():
     for name in rates.__all__:
         assert getattr(checks, name) is getattr(rates, name)
@@ -48,7 +47,7 @@ def epochs_to_reach(curve, target):
 
 # --- rate grid ---------------------------------------------------------------------
 
-def test_rate_grid_passes_the_solution_and_the_full_grid(capsys, verdict):
+def test_rate_grid_passes_the_solution_and_the_full_grid(verdict):
     assert verdict(checks.check_rate_grid, grid_solution(RATES), RATES)[0]
     full = [round(0.1 * i, 1) for i in range(8)]
     assert verdict(checks.check_rate_grid, grid_solution(full), full)[0]
@@ -77,14 +76,14 @@ def test_rate_grid_passes_the_solution_and_the_full_grid(capsys, verdict):
      "outside the grid"),
     (None, "list of dicts"),
 ])
-def test_rate_grid_fails_wrong_grids_with_a_hint(capsys, settings, hint, verdict):
+def test_rate_grid_fails_wrong_grids_with_a_hint(settings, hint, verdict):
     passed, line = verdict(checks.check_rate_grid, settings, RATES)
     assert not passed and hint in line, line
 
 
 # --- paired differences ----------------------------------------------------------------
 
-def test_paired_differences_passes_the_solution(capsys, verdict):
+def test_paired_differences_passes_the_solution(verdict):
     assert verdict(checks.check_paired_differences, paired_differences)[0]
 
 
@@ -103,12 +102,12 @@ def unaligned(final, first, second):  # row by row, ignoring the seed column
     (lambda f, a, b: paired_differences(f, a, b) * 2, "wrong differences"),
     (lambda f, a, b: 1 / 0, "raised ZeroDivisionError"),
 ])
-def test_paired_differences_fails_classic_mistakes(capsys, fn, hint, verdict):
+def test_paired_differences_fails_classic_mistakes(fn, hint, verdict):
     passed, line = verdict(checks.check_paired_differences, fn)
     assert not passed and hint in line, line
 
 
-def test_paired_differences_todo_is_reported(capsys, verdict):
+def test_paired_differences_todo_is_reported(verdict):
     def todo(final, first, second):
         raise NotImplementedError("TODO")
     passed, line = verdict(checks.check_paired_differences, todo)
@@ -117,7 +116,7 @@ def test_paired_differences_todo_is_reported(capsys, verdict):
 
 # --- marginal means ---------------------------------------------------------------------
 
-def test_marginal_means_passes_the_solution_and_ddof0(capsys, verdict):
+def test_marginal_means_passes_the_solution_and_ddof0(verdict):
     assert verdict(checks.check_marginal_means, marginal_means)[0]
 
     def ddof0(final, column):
@@ -134,14 +133,14 @@ def test_marginal_means_passes_the_solution_and_ddof0(capsys, verdict):
     (lambda f, c: marginal_means(f, c).sort_index(ascending=False), "increasing order"),
     (lambda f, c: marginal_means(f, c).assign(std=0.01), "std for p1 is wrong"),
 ])
-def test_marginal_means_fails_classic_mistakes(capsys, fn, hint, verdict):
+def test_marginal_means_fails_classic_mistakes(fn, hint, verdict):
     passed, line = verdict(checks.check_marginal_means, fn)
     assert not passed and hint in line, line
 
 
 # --- overfitting onset ----------------------------------------------------------------
 
-def test_overfitting_onset_passes_the_solution(capsys, verdict):
+def test_overfitting_onset_passes_the_solution(verdict):
     assert verdict(checks.check_overfitting_onset, overfitting_onset)[0]
 
 
@@ -155,14 +154,14 @@ def test_overfitting_onset_passes_the_solution(capsys, verdict):
     (lambda h: int(h.epoch.iloc[int(np.argmax(np.diff(h.test_loss.to_numpy()) > 0))]),
      "no overfitting seen yet"),
 ])
-def test_overfitting_onset_fails_classic_mistakes(capsys, fn, hint, verdict):
+def test_overfitting_onset_fails_classic_mistakes(fn, hint, verdict):
     passed, line = verdict(checks.check_overfitting_onset, fn)
     assert not passed and hint in line, line
 
 
 # --- epochs to reach ------------------------------------------------------------------------
 
-def test_epochs_to_reach_passes_the_solution(capsys, verdict):
+def test_epochs_to_reach_passes_the_solution(verdict):
     assert verdict(checks.check_epochs_to_reach, epochs_to_reach)[0]
 
 
@@ -181,6 +180,6 @@ def strict(curve, target):
     (lambda c, t: epochs_to_reach(c, t) or len(c) + 1, "return None"),
     (lambda c, t: int((c["test_acc"] < t).sum()) + 1, "first epoch whose test_acc >= target"),
 ])
-def test_epochs_to_reach_fails_classic_mistakes(capsys, fn, hint, verdict):
+def test_epochs_to_reach_fails_classic_mistakes(fn, hint, verdict):
     passed, line = verdict(checks.check_epochs_to_reach, fn)
     assert not passed and hint in line, line

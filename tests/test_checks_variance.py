@@ -10,28 +10,18 @@ import torch
 from dropout_lab.checks import variance as v
 
 
-def run(check, *args, capsys):
-    """Run a check; return (passed, the one line it printed)."""
-    passed = check(*args)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("[PASS]" if passed else "[FAIL]")
-    return passed, lines[0]
-
-
 # ------------------------------------------------------------ exercise 3: formula
 
 
-def test_variance_prediction_passes_on_the_reference(capsys):
-    passed, line = run(v.check_variance_prediction, v.reference_variance_prediction,
-                       capsys=capsys)
+def test_variance_prediction_passes_on_the_reference(verdict):
+    passed, line = verdict(v.check_variance_prediction, v.reference_variance_prediction)
     assert passed, line
 
 
-def test_variance_prediction_accepts_the_unbiased_variance(capsys):
+def test_variance_prediction_accepts_the_unbiased_variance(verdict):
     def unbiased(h, p):
         return h.var(0) + p / (1 - p) * (h ** 2).mean(0)
-    assert run(v.check_variance_prediction, unbiased, capsys=capsys)[0]
+    assert verdict(v.check_variance_prediction, unbiased)[0]
 
 
 def not_implemented(*args):
@@ -63,9 +53,9 @@ WRONG_PREDICTIONS = {
 
 
 @pytest.mark.parametrize("mistake", WRONG_PREDICTIONS)
-def test_variance_prediction_fails_with_a_hint(mistake, capsys):
+def test_variance_prediction_fails_with_a_hint(mistake, verdict):
     fn, hint = WRONG_PREDICTIONS[mistake]
-    passed, line = run(v.check_variance_prediction, fn, capsys=capsys)
+    passed, line = verdict(v.check_variance_prediction, fn)
     assert not passed
     assert hint in line, line
 
@@ -73,9 +63,8 @@ def test_variance_prediction_fails_with_a_hint(mistake, capsys):
 # ------------------------------------------------------- exercise 3: the hooks
 
 
-def test_collect_activations_passes_on_the_reference(capsys):
-    passed, line = run(v.check_collect_activations, v.reference_collect_activations,
-                       capsys=capsys)
+def test_collect_activations_passes_on_the_reference(verdict):
+    passed, line = verdict(v.check_collect_activations, v.reference_collect_activations)
     assert passed, line
 
 
@@ -129,10 +118,10 @@ WRONG_COLLECTORS = {
 
 
 @pytest.mark.parametrize("mistake", WRONG_COLLECTORS)
-def test_collect_activations_fails_with_a_hint(mistake, capsys):
+def test_collect_activations_fails_with_a_hint(mistake, verdict):
     GLOBAL_STORE.clear()
     fn, hint = WRONG_COLLECTORS[mistake]
-    passed, line = run(v.check_collect_activations, fn, capsys=capsys)
+    passed, line = verdict(v.check_collect_activations, fn)
     assert not passed
     assert hint in line, line
 
@@ -147,9 +136,8 @@ def grid(**extra):
             for wd, p in itertools.product(WDS, PS)]
 
 
-def test_wd_grid_passes_on_the_solution(capsys):
-    passed, line = run(v.check_wd_grid, grid(n_train=10000, epochs=10), WDS, PS,
-                       capsys=capsys)
+def test_wd_grid_passes_on_the_solution(verdict):
+    passed, line = verdict(v.check_wd_grid, grid(n_train=10000, epochs=10), WDS, PS)
     assert passed, line
     assert "12 settings" in line
 
@@ -173,9 +161,9 @@ WRONG_GRIDS = {
 
 
 @pytest.mark.parametrize("mistake", WRONG_GRIDS)
-def test_wd_grid_fails_with_a_hint(mistake, capsys):
+def test_wd_grid_fails_with_a_hint(mistake, verdict):
     settings, hint = WRONG_GRIDS[mistake]
-    passed, line = run(v.check_wd_grid, settings, WDS, PS, capsys=capsys)
+    passed, line = verdict(v.check_wd_grid, settings, WDS, PS)
     assert not passed
     assert hint in line, line
 
@@ -183,8 +171,8 @@ def test_wd_grid_fails_with_a_hint(mistake, capsys):
 # ---------------------------------------------------- exercise 4: interaction
 
 
-def test_interaction_passes_on_the_reference(capsys):
-    passed, line = run(v.check_interaction, v.reference_interaction, capsys=capsys)
+def test_interaction_passes_on_the_reference(verdict):
+    passed, line = verdict(v.check_interaction, v.reference_interaction)
     assert passed, line
 
 
@@ -256,9 +244,9 @@ WRONG_INTERACTIONS = {
 
 
 @pytest.mark.parametrize("mistake", WRONG_INTERACTIONS)
-def test_interaction_fails_with_a_hint(mistake, capsys):
+def test_interaction_fails_with_a_hint(mistake, verdict):
     fn, hint = WRONG_INTERACTIONS[mistake]
-    passed, line = run(v.check_interaction, fn, capsys=capsys)
+    passed, line = verdict(v.check_interaction, fn)
     assert not passed
     assert hint in line, line
 
