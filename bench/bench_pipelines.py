@@ -140,13 +140,6 @@ def ours(epochs, device, seed, data):
     return history.seconds.tolist(), history.test_acc.iloc[-1]
 
 
-def ours_stacked(epochs, device, seeds, data):
-    """(d): the same work through dl.sweep, the seeds trained together in one stack."""
-    table = dl.sweep([{"epochs": epochs}], seeds, data, device=device, progress=False)
-    per_epoch = table.groupby("epoch").seconds_per_model.first()
-    return per_epoch.tolist(), table[table.epoch == epochs].test_acc.tolist()
-
-
 def dropout_mask_seconds(device, batch=256, width=256, n_train=60000):
     """Seconds per epoch that nn.Dropout spends in training mode on the standard
     net's two hidden layers (on the CPU, its bernoulli_ mask dominates)."""
@@ -162,9 +155,11 @@ def dropout_mask_seconds(device, batch=256, width=256, n_train=60000):
 
 
 def sweep_seconds(models, epochs, device, data):
+    """The standard work through dl.sweep, `models` seeds trained together in one stack:
+    seconds per epoch per model, and each model's final test accuracy."""
     table = dl.sweep([{"epochs": epochs}], models, data, device=device, progress=False)
     per_epoch = table.groupby("epoch").seconds_per_model.first()
-    return per_epoch.tolist(), table[table.epoch == epochs].test_acc.mean()
+    return per_epoch.tolist(), table[table.epoch == epochs].test_acc.tolist()
 
 
 def alternating_rounds(rounds, models, device, data, epochs=3):
@@ -217,12 +212,12 @@ def main():
         seconds += s
         accs.append(a)
     record("(c) dropout_lab.train", seconds, [float(a) for a in accs], 256)
-    seconds, accs = ours_stacked(args.epochs, device, args.seeds, data)
+    seconds, accs = sweep_seconds(args.seeds, args.epochs, device, data)  # (d)
     record(f"(d) dropout_lab.sweep, {args.seeds} seeds stacked (per model)", seconds, accs, 256)
     mask_seconds = dropout_mask_seconds(device)
     for k in args.sweep_models:
-        s, a = sweep_seconds(k, args.sweep_epochs, device, data)
-        record(f"sweep, {k} models (per model)", s, [float(a)], 256)
+        s, accs = sweep_seconds(k, args.sweep_epochs, device, data)
+        record(f"sweep, {k} models (per model)", s, [statistics.mean(accs)], 256)
     rounds = alternating_rounds(args.rounds, 16, device, data) if args.rounds else []
     sgemm.append(sgemm_gflops(device))
     write_report(rows, sgemm, mask_seconds, rounds, device, args)
