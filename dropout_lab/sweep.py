@@ -89,7 +89,7 @@ def noise_params(p, gaussian):
     threshold = (ticks - 2**15).clamp(max=2**15 - 1).to(torch.int16)
     keep = 1 - ticks / 2**16
     scale = torch.where(keep > 0, 1 / keep.clamp_min(2**-16), torch.zeros_like(p))
-    std = torch.sqrt(p * torch.where(p < 1, 1 / (1 - p).clamp_min(1e-12), torch.zeros_like(p)))
+    std = torch.where(p < 1, torch.sqrt(p / (1 - p).clamp_min(1e-12)), torch.zeros_like(p))
     return [(threshold[l], scale[l], std[l], gaussian[:, None, None]) for l in range(len(p))]
 
 

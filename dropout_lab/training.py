@@ -95,7 +95,8 @@ def train(model, data, epochs=10, lr=0.1, batch_size=256, weight_decay=0.0, seed
         correct = torch.zeros((), device=device)
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            X, y = X_train.index_select(0, idx), y_train[idx]  # index_select: ~6x faster than X_train[idx] on a CPU
+            # the rows X_train[idx], gathered about 6x faster on a CPU
+            X, y = X_train.index_select(0, idx), y_train[idx]
             logits = model(X)
             loss = nn.functional.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
