@@ -1,7 +1,7 @@
 """dropout_lab: the small library that the dropout chapter's notebooks share."""
 from .data import CLASS_NAMES, DataNotFoundError, load_fashion_mnist
 from .device import pick_device, set_seed
-from .layers import dropout_layer
+from .noise import dropout_layer
 from .sweep import sweep, training_subset
 from .training import evaluate, make_mlp, train
 

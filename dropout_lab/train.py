@@ -10,7 +10,7 @@ import sys
 
 from .data import DataNotFoundError, load_fashion_mnist
 from .device import pick_device
-from .layers import check_p
+from .noise import check_p
 from .training import make_mlp, train
 
 
