@@ -139,7 +139,8 @@ def paired(a, b, confidence=0.95, names=("A", "B"), scale=100, unit="points",
     and data order (common random numbers). The luck of a seed that both share
     cancels in the difference a - b, so what is left is mostly the effect of the
     setting. a and b: sequences, arrays or pandas Series of one result per seed
-    (Series are aligned by their index, the seeds). Returns a Paired whose
+    in the same seed order; when both are Series, they are aligned by their
+    index (the seeds) instead, and must hold the same seeds. Returns a Paired whose
     interval is mean(d) ± t(n - 1)·sd(d)/sqrt(n), and whose verdict is
     generated from that interval (see `sentence` for names, scale, unit, words).
     """
