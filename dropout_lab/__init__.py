@@ -2,8 +2,10 @@
 from .data import CLASS_NAMES, DataNotFoundError, load_fashion_mnist
 from .device import pick_device, set_seed
 from .noise import dropout_layer
+from .stats import compare, paired, welch
 from .sweep import sweep, training_subset
 from .training import evaluate, make_mlp, train
 
 __all__ = ["CLASS_NAMES", "DataNotFoundError", "load_fashion_mnist", "pick_device",
-           "set_seed", "dropout_layer", "sweep", "training_subset", "evaluate", "make_mlp", "train"]
+           "set_seed", "dropout_layer", "compare", "paired", "welch", "sweep",
+           "training_subset", "evaluate", "make_mlp", "train"]
