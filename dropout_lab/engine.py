@@ -7,8 +7,8 @@ learning rate may differ per model inside a stack. `dl.train` on a model from
 `dl.make_mlp` is the K = 1 case, so the pages and the sweeps share one path.
 
 The forward and backward passes are written out (no autograd): for a hidden
-layer, A = H_in @ W + b, then H = A * G with the gate G = (A > 0) * M (ReLU and
-the noise M in one tensor), so the backward pass is dA = dH * G. The noise's
+layer, A = H_in @ W + b, then H = relu(A) * M, so the backward pass is
+dA = dH * G with the gate G = (A > 0) * M (for a 0/1 mask, simply H > 0). The noise's
 scale s (1/(1-p) for dropout) is folded into the next layer's weights.
 
 A model's history depends only on its own setting and seed: each model draws
@@ -96,28 +96,32 @@ def init_weights(seeds, sizes):
     return [torch.stack(w) for w in Ws], [torch.stack(b)[:, None, :] for b in bs]
 
 
-def gates(A, M):
-    """G = (A > 0) * M, in A's dtype: ReLU and the noise in one tensor."""
+def hidden_layer(A, M):
+    """H = relu(A) * M, computed in A's storage, and the gate G = (A > 0) * M that the
+    backward pass multiplies by. For a 0/1 mask (or none) G is not stored: it is
+    H > 0 then, rebuilt in the backward pass, which saves passes over the activations."""
+    H = A.relu_()
     if M is None:
-        return (A > 0).to(A.dtype)
+        return H, None
     if M.dtype == torch.bool:
-        return ((A > 0) & M).to(A.dtype)
-    return (A > 0).to(A.dtype).mul_(M.to(A.dtype))
+        return H.mul_(M), None
+    G = (A > 0).to(A.dtype).mul_(M.to(A.dtype))
+    return H.mul_(M.to(A.dtype)), G
 
 
 def forward(Ws, bs, X, noises=None):
     """Logits (K, B, out) and what the backward pass needs: the inputs of each layer
-    and the gates of the hidden layers. Ws/bs in the compute dtype, the noise scale
-    already folded into Ws. X is (K, B, in), or (B, in) shared by all models."""
+    and the gates of the hidden layers (None where H > 0 is the gate). Ws/bs in the
+    compute dtype, the noise scale already folded into Ws. X is (K, B, in), or (B, in)
+    shared by all models."""
     inputs, gate_list, H = [], [], X
     for layer, (W, b) in enumerate(zip(Ws, bs)):
         inputs.append(H)
         A = torch.baddbmm(b, H, W) if H.ndim == 3 else torch.matmul(H, W).add_(b)
         if layer == len(Ws) - 1:
             return A, inputs, gate_list
-        G = gates(A, None if noises is None else noises[layer])
+        H, G = hidden_layer(A, None if noises is None else noises[layer])
         gate_list.append(G)
-        H = A.mul_(G)
 
 
 def cross_entropy(logits, y):
@@ -140,7 +144,9 @@ def backward(Ws, inputs, gate_list, dZ):
         dWs.append(torch.bmm(inputs[layer].transpose(1, 2), dA))
         dbs.append(dA.sum(1, keepdim=True))
         if layer > 0:
-            dA = torch.bmm(dA, Ws[layer].transpose(1, 2)).mul_(gate_list[layer - 1])
+            G = gate_list[layer - 1]
+            dA = torch.bmm(dA, Ws[layer].transpose(1, 2))
+            dA = dA.mul_(inputs[layer] > 0) if G is None else dA.mul_(G)
     return dWs[::-1], dbs[::-1]
 
 
@@ -177,6 +183,7 @@ def train_stack(Ws, bs, models, data, epochs, batch_size, scheme, precision,
     lr = torch.tensor([float(m["lr"]) for m in models], device=device)[:, None, None]
     decay = 1 - lr * torch.tensor([float(m["weight_decay"]) for m in models],
                                   device=device)[:, None, None]
+    decay = decay if bool((decay != 1).any()) else None    # W <- W - lr*(grad + wd*W)
     order_generators = [torch.Generator().manual_seed(m["seed"]) for m in models]
     noise_generators = [torch.Generator(device).manual_seed(m["seed"] + MASK_STREAM)
                         for m in models]
@@ -213,7 +220,9 @@ def train_stack(Ws, bs, models, data, epochs, batch_size, scheme, precision,
             for layer, (W, b, dW, db) in enumerate(zip(Ws, bs, dWs, dbs)):
                 s = scales[layer - 1] if layer > 0 else None
                 step = lr if s is None else lr * s   # d(s*W) = s * dW
-                W.mul_(decay).addcmul_(step, dW.to(W.dtype), value=-1)
+                if decay is not None:
+                    W.mul_(decay)
+                W.addcmul_(step, dW.to(W.dtype), value=-1)
                 b.addcmul_(lr, db.to(b.dtype), value=-1)
             loss_sum += loss * B
             correct += step_correct
