@@ -35,7 +35,7 @@ class DataNotFoundError(RuntimeError):
 
 def default_data_dir():
     """`<repo>/data` inside a checkout, else ~/dropout_lab_data."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     if (repo / "pyproject.toml").exists() and os.access(repo, os.W_OK):
         return repo / "data"
     return Path.home() / "dropout_lab_data"
