@@ -43,31 +43,36 @@ def remove_orphans(path):
             pass  # alive, or someone else's process: leave its file alone
 
 
-def atomic_save(obj, path):
-    """Write obj to path atomically. Return True, or warn (naming the path) and
-    return False when it cannot be written: a cache is never worth a crash."""
+def write_atomically(path, write):
+    """Call write(f) on a new temporary file beside `path`, then rename it to `path`.
+    Errors propagate; the temporary file is removed whatever happens (Ctrl-C too)."""
     path = Path(path)
-    temporary = None
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path),
+                                         suffix=".tmp")
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path),
-                                             suffix=".tmp")
-        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the cache from other users
         with os.fdopen(handle, "wb") as f:
-            torch.save(obj, f)
+            os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide it from other users
+            write(f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points to them
         os.replace(temporary, path)
-        temporary = None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(obj, path):
+    """torch.save obj to path atomically. Return True, or warn (naming the path) and
+    return False when it cannot be written: a cache is never worth a crash."""
+    try:
+        write_atomically(path, lambda f: torch.save(obj, f))
     # torch.save reports some failures as RuntimeError, not OSError
     except (OSError, RuntimeError) as error:
         warnings.warn(f"could not write the cache {path} ({type(error).__name__}: {error}); "
                       "going on without it", CacheWarning, stacklevel=2)
         return False
-    finally:  # also on Ctrl-C: no temporary file left behind
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
     try:
-        remove_orphans(path)
+        remove_orphans(Path(path))
     except OSError:
         pass
     return True

@@ -1,22 +1,75 @@
 """Train the chapter's MLP from the shell:
 
-    python -m dropout_lab.train --epochs 10 --dropout 0.5 0.5 --seed 0 [--device cpu|cuda|auto] [--json FILE]
+    python -m dropout_lab.train --epochs 10 --dropout 0.5 0.5 --seed 0 [--device cpu|cuda|auto]
+        [--precision auto|fp32|bf16] [--json FILE]
 
-Bad arguments print one line and exit with status 2; missing data exits with 1.
+Every argument is checked before training starts, including that --json can be
+written: a bad one prints one line and exits with status 2. Missing or broken
+data exits with 1 and one message; Ctrl-C prints one line and exits with 130.
 """
 import argparse
+import inspect
 import json
 import sys
+import tempfile
+from pathlib import Path
 
-from .data import DataNotFoundError, load_fashion_mnist
+from .cache import write_atomically
+from .data import DataError, load_fashion_mnist
 from .device import pick_device
 from .layers import check_p
 from .training import make_mlp, train
+from .validate import SEED_LIMIT, check_float, check_int
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def train_has_precision():
+    """Whether dl.train takes a precision (the stacked engine does; the plain loop not)."""
+    return "precision" in inspect.signature(train).parameters
+
+
+def check_writable(path):
+    """Fail now rather than after training: path must name a file in an existing
+    folder where a new file can be made."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--json {path} is a folder: give a file name, e.g. {path}/run.json")
+    if not path.parent.is_dir():
+        raise ValueError(f"--json {path}: the folder {path.parent} does not exist; "
+                         "create it or choose another path")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"):
+            pass
+    except OSError as error:
+        raise ValueError(f"--json {path}: cannot write in {path.parent} ({error.strerror}); "
+                         "choose another path") from None
+
+
+def check_args(args):
+    """Check every argument; raise ValueError with one sentence naming the bad one."""
+    check_int("--epochs", args.epochs, minimum=1)
+    check_int("--batch-size", args.batch_size, minimum=1)
+    check_int("--seed", args.seed, 0, SEED_LIMIT - 1)
+    for width in args.hidden:
+        check_int("--hidden (each width)", width, minimum=1)
+    check_float("--lr", args.lr, minimum=0, strict_minimum=True)
+    check_float("--weight-decay", args.weight_decay, minimum=0)
+    for p in args.dropout:
+        check_p(p)
+    if len(args.hidden) != len(args.dropout):
+        raise ValueError(f"--hidden has {len(args.hidden)} widths but --dropout has "
+                         f"{len(args.dropout)} rates: give one rate per hidden layer")
+    if args.precision == "bf16" and not train_has_precision():
+        raise ValueError("--precision bf16: this version of dl.train trains in float32 only; "
+                         "use --precision fp32 or auto")
+    if args.json:
+        check_writable(args.json)
 
 
 def parse_args(argv):
@@ -31,52 +84,62 @@ def parse_args(argv):
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="a whole number in [0, 2**32)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="bf16 matmuls where the trainer and the hardware support them")
     parser.add_argument("--data", default=None, help="folder with the FashionMNIST files")
     parser.add_argument("--json", default=None, help="write the history to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     args.hidden = args.hidden or [256] * len(args.dropout)
     try:
-        for p in args.dropout:
-            check_p(p)
+        check_args(args)
         args.device = pick_device(args.device)
     except ValueError as error:
         parser.error(str(error))
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {args.epochs}")
-    if args.lr <= 0 or args.batch_size < 1:
-        parser.error("--lr must be positive and --batch-size at least 1")
-    if len(args.hidden) != len(args.dropout):
-        parser.error(f"--hidden has {len(args.hidden)} widths but --dropout has "
-                     f"{len(args.dropout)} rates: give one rate per hidden layer")
     return args
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    print(f"device: {args.device}")
+def print_epoch(row):
+    print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  "
+          f"train acc {row['train_acc']:.4f}  test acc {row['test_acc']:.4f}  "
+          f"{row['seconds']:.2f} s", flush=True)
+
+
+def run(args):
+    options = {"precision": args.precision} if train_has_precision() else {}
+    print(f"device: {args.device}, precision: {args.precision if options else 'fp32'}",
+          flush=True)
     try:
         data = load_fashion_mnist(args.data, device=args.device)
-    except DataNotFoundError as error:
+    except DataError as error:
         print(error, file=sys.stderr)
         return 1
     model = make_mlp(args.dropout, args.hidden, seed=args.seed)
-    def print_epoch(row):
-        print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  "
-              f"train acc {row['train_acc']:.4f}  test acc {row['test_acc']:.4f}  "
-              f"{row['seconds']:.2f} s", flush=True)
-
     history = train(model, data, args.epochs, args.lr, args.batch_size, args.weight_decay,
-                    args.seed, args.device, progress=not args.quiet, on_epoch=print_epoch)
+                    args.seed, args.device, progress=not args.quiet, on_epoch=print_epoch,
+                    **options)
     print(f"final test accuracy: {history.test_acc.iloc[-1]:.4f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"settings": {k: str(v) if k == "device" else v
-                                    for k, v in vars(args).items()},
-                       "history": history.to_dict(orient="list")}, f, indent=1)
+        settings = {k: str(v) if k == "device" else v for k, v in vars(args).items()}
+        text = json.dumps({"settings": settings, "history": history.to_dict(orient="list")},
+                          indent=1)
+        try:
+            write_atomically(args.json, lambda f: f.write(text.encode()))
+        except OSError as error:
+            print(f"could not write {args.json} ({error}); the results are printed above",
+                  file=sys.stderr)
+            return 1
     return 0
+
+
+def main(argv=None):
+    try:
+        return run(parse_args(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C); no results were written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
