@@ -16,7 +16,7 @@ import torch
 import dropout_lab as dl
 from dropout_lab import cache
 from dropout_lab import data as data_module
-from dropout_lab.data.__main__ import main as data_main
+from dropout_lab.cli import data_main, main as dl_main
 
 
 def test_real_fashion_mnist_shapes_ranges_labels(data):
@@ -224,11 +224,6 @@ def test_missing_data_on_the_command_line_exits_1_with_the_message(tmp_path, cap
         assert f"FashionMNIST was asked for in {tmp_path / 'none'}" in err
         assert "Traceback" not in err
     assert not (tmp_path / "none").exists()
-
-
-def dl_main(argv):
-    from dropout_lab.__main__ import main
-    return main(argv)
 
 
 def test_python_m_dropout_lab_data_prints_no_runpy_warning(tmp_path):
