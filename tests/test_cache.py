@@ -67,7 +67,7 @@ def refuse_to_create(*args, **kwargs):
 
 
 def torch_cannot_write(obj, f):
-    raise RuntimeError("File cannot be opened.")  # what torch.save raises for a path it can't write
+    raise RuntimeError("File cannot be opened.")  # torch.save's error for an unwritable path
 
 
 @pytest.mark.parametrize("where, fail", [("tempfile.mkstemp", refuse_to_create),
@@ -85,7 +85,8 @@ def test_an_unwritable_folder_warns_and_returns_false(tmp_path, monkeypatch, whe
 
 def test_a_missing_folder_warns_and_returns_false(tmp_path):
     with pytest.warns(cache.CacheWarning, match="no-such-folder"):
-        assert cache.atomic_save({"X": torch.ones(3)}, tmp_path / "no-such-folder" / "c.pt") is False
+        assert cache.atomic_save({"X": torch.ones(3)}, tmp_path / "no-such-folder" / "c.pt") \
+            is False
     assert not (tmp_path / "no-such-folder").exists()
 
 

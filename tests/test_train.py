@@ -83,7 +83,8 @@ BAD_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize("args, message", BAD_ARGUMENTS, ids=[" ".join(a) for a, _ in BAD_ARGUMENTS])
+@pytest.mark.parametrize("args, message", BAD_ARGUMENTS,
+                         ids=[" ".join(a) for a, _ in BAD_ARGUMENTS])
 def test_cli_bad_arguments_one_line_exit_2_before_any_work(run_cli, args, message):
     """Issue 16, finding 7: some of these gave tracebacks, others trained to NaN."""
     status, out, err = run_cli(*args)
