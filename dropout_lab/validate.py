@@ -44,7 +44,7 @@ def check_int(name, value, minimum=None, maximum=None):
     (not a bool, not a float such as 1.5 or 10.0) in [minimum, maximum]."""
     value = scalar(value)
     wanted = f"{name} must be a whole number {int_range(minimum, maximum)}".rstrip()
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)) or getattr(value, "ndim", 0) != 0:
         raise InvalidArgument(f"{wanted}, got {describe(value)}")
     try:
         number = operator.index(value)

@@ -99,3 +99,8 @@ def test_check_seeds_a_list_is_kept_in_its_order():
 def test_check_seeds_refuses_duplicates_and_bad_seeds(seeds, message):
     with pytest.raises(InvalidArgument, match=message):
         check_seeds(seeds)
+
+
+def test_check_int_refuses_tensors_with_more_than_a_number():
+    with pytest.raises(InvalidArgument, match="epochs must be a whole number"):
+        check_int("epochs", torch.tensor([3]), minimum=1)

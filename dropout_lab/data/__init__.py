@@ -235,7 +235,7 @@ def save_cache(path, arrays, key):
         path.parent.mkdir(exist_ok=True)  # no parents: never a tree in an unexpected place
     except OSError as error:
         warnings.warn(f"could not make the data folder {path.parent} ({error}); "
-                      "going on without a cache", cache.CacheWarning, stacklevel=3)
+                      "going on without a cache", cache.CacheWarning, stacklevel=4)
         return False
     return cache.atomic_save({"key": key, **arrays}, path)
 
@@ -257,9 +257,9 @@ def load_uint8(root=None, data_dir=None, allow_download=True):
     if is_cache_of(cached, key):
         return {name: cached[name] for name in FILES}
     if cached is not None:
-        warnings.warn(f"the cache {path} was made from other files than "
-                      f"{files['X_train'].parent}; rebuilding it", cache.CacheWarning,
-                      stacklevel=3)
+        warnings.warn(f"the cache {path} was made from other files than those in "
+                      f"{files['X_train'].parent} (or by an older dropout_lab); rebuilding it",
+                      cache.CacheWarning, stacklevel=3)
     arrays = read_files(files)
     if path:
         save_cache(path, arrays, key)
