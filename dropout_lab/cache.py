@@ -23,6 +23,23 @@ class CacheWarning(UserWarning):
     """A cache could not be read or written; the work is done without it."""
 
 
+def default_folder():
+    """Where dl.sweep keeps its results by default: the data folder's sweeps/."""
+    from .data import default_data_dir
+    folder = default_data_dir()
+    if folder is None:
+        raise ValueError("there is no data folder for the sweep cache (HOME is empty "
+                         "outside a checkout): pass cache=FOLDER, or cache=False")
+    return folder / "sweeps"
+
+
+def fingerprint(data):
+    """A digest of every byte, shape and dtype of the tensors of `data` (one
+    definition: dropout_lab.data.data_fingerprint)."""
+    from .data import data_fingerprint
+    return data_fingerprint(data)
+
+
 def temporary_prefix(path):
     """Temporary files of `path` are hidden and carry the writer's process id."""
     return f".{path.name}.{os.getpid()}."
@@ -62,9 +79,11 @@ def write_atomically(path, write):
 
 
 def atomic_save(obj, path):
-    """torch.save obj to path atomically. Return True, or warn (naming the path) and
-    return False when it cannot be written: a cache is never worth a crash."""
+    """torch.save obj to path atomically, making its folder if needed. Return True,
+    or warn (naming the path) and return False when it cannot be written: a cache
+    is never worth a crash."""
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # the caller chose this folder
         write_atomically(path, lambda f: torch.save(obj, f))
     # torch.save reports some failures as RuntimeError, not OSError
     except (OSError, RuntimeError) as error:

@@ -22,11 +22,11 @@ from pathlib import Path
 from .cache import write_atomically
 from .data import DataError, cache_file, load_fashion_mnist
 from .device import pick_device
-from .layers import check_p
+from .engine import PRECISIONS, resolve_precision
+from .noise import check_p
 from .training import make_mlp, train
 from .validate import SEED_LIMIT, check_float, check_int
 
-PRECISIONS = ("auto", "fp32", "bf16")
 INTERRUPTED = "interrupted (Ctrl-C); no results were written"
 
 
@@ -102,6 +102,9 @@ def parse_args(argv):
     try:
         check_args(args)
         args.device = pick_device(args.device)
+        # what "auto" means here; bf16 on a GPU without it is refused now
+        args.precision_used = (resolve_precision(args.precision, args.device)
+                               if train_has_precision() else "fp32")
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -115,8 +118,7 @@ def print_epoch(row):
 
 def run(args):
     options = {"precision": args.precision} if train_has_precision() else {}
-    print(f"device: {args.device}, precision: {args.precision if options else 'fp32'}",
-          flush=True)
+    print(f"device: {args.device}, precision: {args.precision_used}", flush=True)
     try:
         data = load_fashion_mnist(args.data, device=args.device)
     except DataError as error:

@@ -1,36 +1,43 @@
-"""Train many small MLPs at once, so that every conclusion can rest on several seeds.
-
-Models that share a shape (hidden widths, epochs, batch size, training-set
-size) are stacked: their weights live in (models, in, out) tensors and one
-batched matmul (`torch.baddbmm`) runs them all. Everything else may differ
-per model inside a stack: dropout rate per layer, noise scheme, weight decay,
-learning rate. Each model draws its own initialization and data order from a
-generator seeded with its seed, exactly as `train.make_mlp` and `train.train`
-do, and its own dropout masks.
-
-Models with the same seed get the same initialization and data order whatever
-their setting (common random numbers): differences between settings are then
-not blurred by differences in luck.
+"""dl.sweep: train every setting with every seed, so that every conclusion can rest
+on several seeds. The numerics are in engine.py; this file turns settings into
+stacks of models, stacks into chunks that fit in memory, and results into a table.
 """
 import hashlib
 import math
+import os
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .data import FashionMNIST, default_data_dir
-from .device import pick_device, set_seed
-from .layers import check_p
+from . import cache as disk
+from .device import pick_device
+from .engine import describe_precision, init_weights, resolve_precision, train_stack
+from .noise import NEEDS_P_BELOW_1, SCHEMES, check_p
 from .training import make_mlp
 
 DEFAULTS = {"dropout": (0.5, 0.5), "hidden": (256, 256), "weight_decay": 0.0, "lr": 0.1,
             "noise": "bernoulli", "epochs": 10, "batch_size": 256, "n_train": None}
-NOISES = ("bernoulli", "gaussian")
-SHAPE_KEYS = ("hidden", "epochs", "batch_size", "n_train")  # what must match to stack
+SHAPE_KEYS = ("hidden", "epochs", "batch_size", "n_train", "noise")  # what must match to stack
+
+
+def whole_number(name, value, minimum, setting):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"setting {setting}: {name} must be a whole number, got {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"setting {setting}: {name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def finite_number(name, value, setting, positive):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"setting {setting}: {name} must be a finite number, got {value!r}")
+    if (value <= 0) if positive else (value < 0):
+        raise ValueError(f"setting {setting}: {name} must be {'> 0' if positive else '>= 0'}, "
+                         f"got {value}")
+    return float(value)
 
 
 def complete_setting(setting, n_available):
@@ -42,106 +49,53 @@ def complete_setting(setting, n_available):
         raise ValueError(f"unknown setting name(s) {sorted(unknown)}; "
                          f"known names: {sorted(DEFAULTS)}")
     s = {**DEFAULTS, **setting}
-    s["dropout"] = tuple(float(check_p(p)) for p in s["dropout"])
-    s["hidden"] = tuple(int(h) for h in s["hidden"])
+    for key in ("dropout", "hidden"):
+        if not isinstance(s[key], (list, tuple)):
+            raise ValueError(f"setting {setting}: {key} must be a tuple with one entry per "
+                             f"hidden layer, e.g. {DEFAULTS[key]}, got {s[key]!r}")
+    s["dropout"] = tuple(check_p(p) for p in s["dropout"])
+    s["hidden"] = tuple(whole_number("each hidden width", h, 1, setting) for h in s["hidden"])
     if "hidden" not in setting and len(s["dropout"]) != len(s["hidden"]):
         s["hidden"] = (256,) * len(s["dropout"])
-    if len(s["dropout"]) != len(s["hidden"]):
+    if not s["hidden"] or len(s["dropout"]) != len(s["hidden"]):
         raise ValueError(f"setting {setting}: {len(s['dropout'])} dropout rates for "
                          f"{len(s['hidden'])} hidden layers; give one rate per layer")
-    if s["noise"] not in NOISES:
-        raise ValueError(f"unknown noise {s['noise']!r}; choose one of {NOISES}")
-    if s["noise"] == "gaussian" and max(s["dropout"]) >= 1:
-        raise ValueError("gaussian noise needs p < 1 (its variance p/(1-p) is infinite at 1)")
-    if int(s["epochs"]) < 1 or int(s["batch_size"]) < 1:
-        raise ValueError(f"setting {setting}: epochs and batch_size must be at least 1")
-    if s["lr"] <= 0 or s["weight_decay"] < 0:
-        raise ValueError(f"setting {setting}: lr must be > 0 and weight_decay >= 0")
-    if s["n_train"] is not None and not 1 <= int(s["n_train"]) <= n_available:
-        raise ValueError(f"n_train must be between 1 and {n_available}, got {s['n_train']}")
+    if s["noise"] not in SCHEMES:
+        raise ValueError(f"unknown noise {s['noise']!r}; choose one of {tuple(SCHEMES)}")
+    if s["noise"] in NEEDS_P_BELOW_1 and max(s["dropout"]) >= 1:
+        raise ValueError(f"{s['noise']} noise needs p < 1 (its variance p/(1-p) is "
+                         "infinite at 1)")
+    s["epochs"] = whole_number("epochs", s["epochs"], 1, setting)
+    s["batch_size"] = whole_number("batch_size", s["batch_size"], 1, setting)
+    s["lr"] = finite_number("lr", s["lr"], setting, positive=True)
+    s["weight_decay"] = finite_number("weight_decay", s["weight_decay"], setting,
+                                      positive=False)
+    if s["n_train"] is not None:
+        s["n_train"] = whole_number("n_train", s["n_train"], 1, setting)
+        if s["n_train"] > n_available:
+            raise ValueError(f"n_train must be between 1 and {n_available}, "
+                             f"got {s['n_train']}")
     return s
 
 
-def init_stack(seeds, sizes, device):
-    """Stacked weights (K, in, out) and biases (K, 1, out), each model drawn like make_mlp."""
-    Ws = [[] for _ in sizes[1:]]
-    bs = [[] for _ in sizes[1:]]
+def seed_list(seeds):
+    """A number n of seeds (0 ... n-1) or a list of distinct whole numbers in [0, 2**32)."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = list(range(seeds))
+    elif isinstance(seeds, (list, tuple, range)):
+        seeds = list(seeds)
+    else:
+        raise ValueError(f"seeds must be a number of seeds or a list of seeds, got {seeds!r}")
+    if not seeds:
+        raise ValueError("seeds must be a positive number or a non-empty list of seeds")
     for seed in seeds:
-        generator = torch.Generator().manual_seed(seed)
-        for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            bound = 1 / math.sqrt(n_in)
-            Ws[layer].append(((torch.rand((n_out, n_in), generator=generator) * 2 - 1) * bound).T)
-            bs[layer].append((torch.rand((n_out,), generator=generator) * 2 - 1) * bound)
-    Ws = [torch.stack(w).to(device).requires_grad_() for w in Ws]
-    bs = [torch.stack(b)[:, None, :].to(device).requires_grad_() for b in bs]
-    return Ws, bs
-
-
-def noise_params(p, gaussian):
-    """Per layer, per model: (keep threshold, 1/(1-p) or 0 at p = 1, Gaussian std,
-    is Gaussian), each shaped (K, 1, 1) to broadcast over (K, batch, units).
-
-    The threshold is for 16-bit random integers (see keep_mask): p is rounded to a
-    multiple of 2**-16, and the scale uses the rounded p, so that the mean of the
-    noise stays exactly 1. The drop rate moves by less than 8e-6."""
-    p = p.T[:, :, None, None]
-    ticks = torch.round(p * 2**16)
-    threshold = (ticks - 2**15).clamp(max=2**15 - 1).to(torch.int16)
-    keep = 1 - ticks / 2**16
-    scale = torch.where(keep > 0, 1 / keep.clamp_min(2**-16), torch.zeros_like(p))
-    std = torch.where(p < 1, torch.sqrt(p / (1 - p).clamp_min(1e-12)), torch.zeros_like(p))
-    return [(threshold[l], scale[l], std[l], gaussian[:, None, None]) for l in range(len(p))]
-
-
-def keep_mask(shape, threshold, device):
-    """Keep (True) with probability 1 - (threshold + 2**15) / 2**16, per element.
-
-    A float from torch.rand costs one call of the CPU's serial generator per
-    element, and masks were 40 % of a sweep's time. Here one 64-bit draw gives
-    four 16-bit integers, a quarter of the calls; on a GPU it makes no difference."""
-    n = math.prod(shape)
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2**63, None)
-    return bits.view(torch.int16)[:n].view(shape) >= threshold
-
-
-def noise(H, threshold, scale, std, gaussian):
-    """Per-model multiplicative noise on H (K, B, units).
-
-    Bernoulli: inverted dropout, keep with probability 1-p and scale by 1/(1-p).
-    Gaussian: multiplier 1 + sqrt(p/(1-p))·eps, with the same mean (1) and
-    variance (p/(1-p)) as the Bernoulli one (Srivastava et al., 2014, sec. 10).
-    """
-    multiplier = keep_mask(H.shape, threshold, H.device).to(H.dtype).mul_(scale)
-    if gaussian.any():
-        multiplier = torch.where(gaussian, 1 + std * torch.randn_like(H), multiplier)
-    return H * multiplier
-
-
-def forward(Ws, bs, X, noises=None):
-    """Logits (K, B, 10) of all models; noise after each hidden layer when `noises`
-    (from noise_params) is given. X is (K, B, 784), each model its own batch,
-    or (B, 784), one batch shared by all."""
-    H = X
-    for layer, (W, b) in enumerate(zip(Ws, bs)):
-        H = torch.baddbmm(b, H, W) if H.ndim == 3 else torch.matmul(H, W) + b
-        if layer < len(Ws) - 1:
-            H = torch.relu(H)
-            if noises is not None:
-                H = noise(H, *noises[layer])
-    return H
-
-
-@torch.no_grad()
-def evaluate_stack(Ws, bs, X, y, chunk=2000):
-    """Test accuracy and mean cross-entropy of every model: two (K,) tensors."""
-    correct = torch.zeros(Ws[0].shape[0], device=X.device)
-    loss = torch.zeros(Ws[0].shape[0], device=X.device)
-    for i in range(0, len(X), chunk):
-        logits = forward(Ws, bs, X[i:i + chunk])
-        target = y[i:i + chunk].expand(len(logits), -1)
-        correct += (logits.argmax(-1) == target).sum(1)
-        loss += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(1)
-    return correct / len(X), loss / len(X)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(f"each seed must be a whole number in [0, 2**32), got {seed!r}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds must be distinct; repeated: {repeated} (a repeated seed "
+                         "would train the same model twice)")
+    return seeds
 
 
 def subset_index(n_available, n_train, seed):
@@ -154,164 +108,213 @@ def subset_index(n_available, n_train, seed):
 
 def training_subset(data, n_train, seed):
     """The data a sweep trains `seed` on when the setting has n_train: the same
-    random training images, with the full test set. Use it to train a model with
+    random training images, with the full held-out set. Use it to train a model with
     dl.train on exactly what its twin in a sweep saw, or to measure its train accuracy."""
-    X_train, y_train, X_test, y_test = data
-    index = subset_index(len(X_train), n_train, seed).to(X_train.device)
-    return FashionMNIST(X_train[index], y_train[index], X_test, y_test)
+    index = subset_index(len(data[0]), n_train, seed).to(data[0].device)
+    kind = type(data) if hasattr(data, "_fields") else tuple
+    parts = (data[0][index], data[1][index], data[2], data[3])
+    return kind(*parts) if kind is not tuple else parts
 
 
-def train_stack(jobs, data, device, bar):
-    """Train one stack of models (settings that share SHAPE_KEYS); return rows and params."""
-    first = jobs[0][0]
-    epochs, batch_size, n_train = first["epochs"], first["batch_size"], first["n_train"]
-    X_train, y_train, X_test, y_test = data
-    seeds = [seed for _, seed in jobs]
-    K = len(jobs)
-    # dropout masks come from the global generator: seed it from the stack's seeds
-    # so that a sweep (and a cached result) is reproducible on the CPU
-    set_seed(hash((tuple(seeds), first["hidden"], first["epochs"])) % 2**31)
-    Ws, bs = init_stack(seeds, (X_train.shape[1], *first["hidden"], 10), device)
-    p = torch.tensor([s["dropout"] for s, _ in jobs], device=device)
-    gaussian = torch.tensor([s["noise"] == "gaussian" for s, _ in jobs], device=device)
-    noises = noise_params(p, gaussian)
-    lr = torch.tensor([s["lr"] for s, _ in jobs], device=device)[:, None, None]
-    wd = torch.tensor([s["weight_decay"] for s, _ in jobs], device=device)[:, None, None]
-    decay = 1 - lr * wd if wd.any() else None  # W <- W - lr*(grad + wd*W)
-    order_generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    if n_train is None:
-        subsets = None
-        n = len(X_train)
-    else:  # each seed its own random subset, drawn apart from the data order
-        subsets = torch.stack([subset_index(len(X_train), n_train, seed)
-                               for seed in seeds]).to(device)
-        n = n_train
-    rows = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        order = torch.stack([torch.randperm(n, generator=g) for g in order_generators]).to(device)
-        if subsets is not None:
-            order = torch.gather(subsets, 1, order)
-        loss_sum = torch.zeros(K, device=device)
-        correct = torch.zeros(K, device=device)
-        for i in range(0, n, batch_size):
-            idx = order[:, i:i + batch_size]
-            X = X_train.index_select(0, idx.flatten()).view(*idx.shape, -1)  # = X_train[idx], faster
-            logits = forward(Ws, bs, X, noises)
-            target = y_train[idx]
-            losses = F.cross_entropy(logits.transpose(1, 2), target, reduction="none").mean(1)
-            grads = torch.autograd.grad(losses.sum(), Ws + bs)
-            with torch.no_grad():  # SGD; weight decay on the weights only, as in train()
-                if decay is not None:
-                    for W in Ws:
-                        W.mul_(decay)
-                for param, grad in zip(Ws + bs, grads):
-                    param.addcmul_(lr, grad, value=-1)
-                loss_sum += losses * idx.shape[1]
-                correct += (logits.argmax(-1) == target).sum(1)
-        test_acc, test_loss = evaluate_stack(Ws, bs, X_test, y_test)
-        seconds = time.perf_counter() - start
-        for k, (setting, seed) in enumerate(jobs):
-            rows.append({**setting, "seed": seed, "epoch": epoch,
-                         "train_loss": loss_sum[k].item() / n,
-                         "train_acc": correct[k].item() / n,
-                         "test_loss": test_loss[k].item(), "test_acc": test_acc[k].item(),
-                         "seconds_per_model": seconds / K})
-        bar.update(K)
-    return rows, [[W.detach()[k] for W in Ws] + [b.detach()[k, 0] for b in bs]
-                  for k in range(K)]
+def heldout_name(data):
+    """'valid' for a validation split (fields X_valid, y_valid), else 'test'."""
+    fields = getattr(type(data), "_fields", ())
+    return "valid" if len(fields) > 2 and fields[2] == "X_valid" else "test"
 
 
-def to_module(setting, params):
-    """An nn.Sequential MLP (eval mode, CPU) holding one model's trained weights."""
-    model = make_mlp(setting["dropout"], setting["hidden"])
+def bytes_per_model(setting, n_inputs, precision):
+    """What one model of a stack needs at its peak, in bytes: master weights, their
+    compute copies, gradients and the update's temporaries; the activations of a step
+    (the gathered batch; A, G, H, dA per hidden layer; the logits); an evaluation chunk."""
+    sizes = (n_inputs, *setting["hidden"], 10)
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    elem = 2 if precision == "bf16" else 4
+    batch = setting["batch_size"]
+    units = sum(setting["hidden"])
+    step = batch * (n_inputs * elem + units * 4 * 4 + 10 * 4 * 4)
+    evaluation = 2000 * (units * 2 + 10) * 4
+    return params * (4 + elem + 4 + 4) + step + evaluation
+
+
+def memory_budget(device):
+    """Bytes a sweep may use on `device`: half of what is free now."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] // 2
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024 // 2
+    except (OSError, KeyError, ValueError):
+        return 4 * 2**30
+
+
+def stacks(full, seeds, data, precision, max_models):
+    """Lists of (setting, seed) that train together: same shape, and few enough to fit."""
+    groups = {}
+    for index, setting in enumerate(full):
+        key = tuple(setting[k] for k in SHAPE_KEYS)
+        groups.setdefault(key, []).extend(({**setting, "setting": index}, s) for s in seeds)
+    budget = memory_budget(data[0].device)
+    for jobs in groups.values():
+        need = bytes_per_model(jobs[0][0], data[0].shape[1], precision)
+        fit = budget // need
+        if fit < 1:
+            raise MemoryError(
+                f"one model of setting {jobs[0][0]} needs about {need / 2**30:.1f} GiB, "
+                f"more than the {budget / 2**30:.1f} GiB available to a sweep on "
+                f"{data[0].device}: use a smaller batch_size or narrower hidden layers")
+        per_chunk = int(min(fit, max_models or fit))
+        for i in range(0, len(jobs), per_chunk):
+            yield jobs[i:i + per_chunk]
+
+
+def to_module(setting, Ws, bs, k):
+    """An nn.Sequential MLP (eval mode) holding model k's weights, on their device."""
+    model = make_mlp(setting["dropout"], setting["hidden"]).to(Ws[0].device)
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-    n = len(linears)
     with torch.no_grad():
-        for layer, linear in enumerate(linears):
-            linear.weight.copy_(params[layer].T)
-            linear.bias.copy_(params[n + layer])
+        for linear, W, b in zip(linears, Ws, bs):
+            linear.weight.copy_(W[k].T)
+            linear.bias.copy_(b[k, 0])
     return model.eval()
 
 
-def cache_path(full, seeds, data, device, cache):
-    """Where a sweep's results are kept: a file named by a hash of everything that
-    decides them (settings, seeds, data, device type, and this file's code)."""
-    folder = Path(cache) if isinstance(cache, (str, Path)) else default_data_dir() / "sweeps"
-    X_train, y_train, X_test, _ = data
-    key = repr((full, seeds, device.type, tuple(X_train.shape), tuple(X_test.shape),
-                hashlib.sha256(X_train[:512].cpu().numpy().tobytes()).hexdigest(),
-                hashlib.sha256(y_train.cpu().numpy().tobytes()).hexdigest(),
-                Path(__file__).read_text()))
-    return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+def run_stack(jobs, data, precision, held, bar):
+    """Train one stack; return its rows and its trained weights."""
+    first = jobs[0][0]
+    device = data[0].device
+    seeds = [seed for _, seed in jobs]
+    Ws, bs = init_weights(seeds, (data[0].shape[1], *first["hidden"], 10))
+    Ws = [W.to(device) for W in Ws]
+    bs = [b.to(device) for b in bs]
+    subsets = None
+    if first["n_train"] is not None:  # each seed its own random subset
+        subsets = torch.stack([subset_index(len(data[0]), first["n_train"], seed)
+                               for seed in seeds]).to(device)
+    rows = []
+
+    def record(epoch, metrics, seconds):
+        for k, (setting, seed) in enumerate(jobs):
+            rows.append({**setting, "seed": seed, "epoch": epoch,
+                         "train_loss": metrics["train_loss"][k].item(),
+                         "train_acc": metrics["train_acc"][k].item(),
+                         f"{held}_loss": metrics["heldout_loss"][k].item(),
+                         f"{held}_acc": metrics["heldout_acc"][k].item(),
+                         "seconds_per_model": seconds / len(jobs)})
+        bar.update(len(jobs))
+
+    models = [{**setting, "seed": seed} for setting, seed in jobs]
+    train_stack(Ws, bs, models, data, first["epochs"], first["batch_size"], first["noise"],
+                precision, subsets, on_epoch=record)
+    return rows, Ws, bs
 
 
-def sweep(settings, seeds, data, device="auto", max_floats=1.5e8, progress=True,
-          return_models=False, cache=False):
+def cache_key(full, seeds, data, device, precision):
+    """Everything that decides a sweep's results: the settings, the seeds, every byte
+    of the data, the device type, the precision, the engine's code, torch's version."""
+    here = Path(__file__).parent
+    code = "".join((here / name).read_text() for name in ("sweep.py", "engine.py", "noise.py"))
+    key = repr((full, seeds, disk.fingerprint(data), device.type, precision, code,
+                torch.__version__))
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def sweep(settings, seeds, data, device=None, precision="auto", max_models=None,
+          progress=True, return_models=False, cache=False):
     """Train every setting with every seed, stacking models that share a shape.
 
     settings: list of dicts with keys from DEFAULTS (missing keys take the
     defaults), e.g. [{"dropout": (0, 0)}, {"dropout": (0.5, 0.5)}].
-    seeds: a number of seeds (0, 1, ...) or a list of seeds.
+    seeds: a number of seeds (0, 1, ...) or a list of distinct seeds.
+    data: a FashionMNIST tuple (evaluated on its test set, columns test_*) or a
+    validation split from dl.validation_split (columns valid_*).
+    device: where to train; None trains where the data is (the data is moved
+    once if another device is named). precision: "auto" (bfloat16 mixed precision
+    where the hardware runs it fast, else float32), "fp32" or "bf16".
+    max_models: at most this many models in one stack (None: as many as fit in
+    half of the free memory); it changes speed only, never the results.
     Returns a DataFrame with one row per model per epoch: the setting's values
     (dropout and hidden as tuples, plus p1, p2, ... per layer), setting (its
     index in `settings`), seed, epoch, train_loss, train_acc (running averages,
-    noise on), test_loss, test_acc (noise off), seconds_per_model.
-    With return_models=True, also a dict {(setting index, seed): nn.Sequential}.
+    noise on), test_loss and test_acc (noise off), seconds_per_model; its
+    .attrs say the device and precision. With return_models=True, also a dict
+    {(setting index, seed): nn.Sequential in eval mode, on the training device}.
     cache=True (or a folder) keeps the results on disk and returns them the next
-    time the same sweep is asked for, so notebooks that share an experiment train
-    it once. The key covers settings, seeds, data, device type and this code.
+    time the same sweep is asked for; the key covers everything that decides them.
     """
-    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seeds:
-        raise ValueError("seeds must be a positive number or a non-empty list of seeds")
     if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
         raise TypeError(f"settings must be a list of dicts, one per setting, got "
                         f"{type(settings).__name__}: e.g. [{{'dropout': (0.5, 0.5)}}]")
     if not settings:
         raise ValueError("settings is empty: give at least one dict, e.g. [{}] for the defaults")
-    device = pick_device(device)
+    seeds = seed_list(seeds)
+    if max_models is not None and (isinstance(max_models, bool) or
+                                   not isinstance(max_models, int) or max_models < 1):
+        raise ValueError(f"max_models must be a whole number >= 1 or None, got {max_models!r}")
+    device = data[0].device if device is None else pick_device(device)
+    precision = resolve_precision(precision, device)
     full = [complete_setting(s, len(data[0])) for s in settings]
-    path = cache_path(full, seeds, data, device, cache) if cache else None
-    if path and path.is_file():
-        saved = torch.load(path, weights_only=False)
-        if progress:
-            print(f"sweep: {len(full) * len(seeds)} models loaded from the cache {path}")
-        table = pd.DataFrame(saved["table"])
-        return (table, saved["models"]) if return_models else table
-    data = [t.to(device) for t in data]
-    groups = {}
-    for index, setting in enumerate(full):
-        key = tuple(setting[k] for k in SHAPE_KEYS)
-        groups.setdefault(key, []).extend(({**setting, "setting": index}, seed) for seed in seeds)
-    rows, models = [], {}
+    held = heldout_name(data)
+    path = None
+    if cache:
+        folder = Path(cache) if isinstance(cache, (str, os.PathLike)) else disk.default_folder()
+        path = folder / f"sweep-{cache_key(full, seeds, data, device, precision)}.pt"
+        saved = disk.load(path)
+        if saved is not None:
+            if progress:
+                print(f"sweep: {len(full) * len(seeds)} models loaded from the cache {path}")
+            return unpack(saved, full, device, return_models)
+    data = type(data)(*(t.to(device) for t in data)) if hasattr(data, "_fields") \
+        else tuple(t.to(device) for t in data)
+    rows, weights = [], {}
     total = sum(s["epochs"] for s in full) * len(seeds)
     bar = tqdm(total=total, disable=not progress, leave=False, desc="model-epochs")
     start = time.perf_counter()
-    for jobs in groups.values():
-        hidden = jobs[0][0]["hidden"]
-        sizes = (data[0].shape[1], *hidden, 10)
-        floats = 4 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) + 2000 * sum(hidden)
-        per_chunk = max(1, int(max_floats // floats))
-        for i in range(0, len(jobs), per_chunk):
-            chunk = jobs[i:i + per_chunk]
-            chunk_rows, params = train_stack(chunk, data, device, bar)
-            rows += chunk_rows
-            if return_models or cache:
-                for (setting, seed), p in zip(chunk, params):
-                    models[setting["setting"], seed] = to_module(setting, [t.cpu() for t in p])
+    for jobs in stacks(full, seeds, data, precision, max_models):
+        chunk_rows, Ws, bs = run_stack(jobs, data, precision, held, bar)
+        rows += chunk_rows
+        for k, (setting, seed) in enumerate(jobs):
+            weights[setting["setting"], seed] = ([W[k] for W in Ws], [b[k, 0] for b in bs])
     bar.close()
     seconds = time.perf_counter() - start
+    how = describe_precision(precision, device)
     if progress:
         print(f"sweep: {len(full)} settings x {len(seeds)} seeds = {len(full) * len(seeds)} "
               f"models, {total} model-epochs in {seconds:.1f} s "
-              f"({seconds / total:.3f} s per model-epoch) on {device}")
+              f"({seconds / total:.3f} s per model-epoch), {how}")
+    table = make_table(rows, full, str(device), precision)
+    saved = {"table": table.to_dict(orient="list"), "device": str(device),
+             "precision": precision,
+             "weights": {f"{i},{seed}": {"W": [W.cpu() for W in Ws], "b": [b.cpu() for b in bs]}
+                         for (i, seed), (Ws, bs) in weights.items()}}
+    if path:
+        disk.atomic_save(saved, path)
+    return unpack(saved, full, device, return_models, table)
+
+
+def make_table(rows, full, device, precision):
     table = pd.DataFrame(rows)
     for layer in range(max(len(s["dropout"]) for s in full)):
         table[f"p{layer + 1}"] = table["dropout"].map(
             lambda d, layer=layer: d[layer] if layer < len(d) else float("nan"))
     table = table.sort_values(["setting", "seed", "epoch"], ignore_index=True)
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"table": table.to_dict(orient="list"), "models": models}, path)
-    return (table, models) if return_models else table
+    table.attrs.update(device=device, precision=precision)
+    return table
+
+
+def unpack(saved, full, device, return_models, table=None):
+    """The table (and the models, rebuilt on `device`) from what sweep saves."""
+    if table is None:
+        table = pd.DataFrame(saved["table"])
+        for column in ("dropout", "hidden"):
+            table[column] = table[column].map(tuple)
+        table.attrs.update(device=saved["device"], precision=saved["precision"])
+    if not return_models:
+        return table
+    models = {}
+    for key, w in saved["weights"].items():
+        index, seed = (int(part) for part in key.split(","))
+        Ws = [W.to(device)[None] for W in w["W"]]
+        bs = [b.to(device)[None, None] for b in w["b"]]
+        models[index, seed] = to_module(full[index], Ws, bs, 0)
+    return table, models

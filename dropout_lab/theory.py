@@ -21,7 +21,7 @@ from collections import namedtuple
 
 import torch
 
-from .layers import check_p, dropout_layer
+from .noise import check_p, dropout_layer
 
 # ---------------------------------------------------------------- closed forms
 

@@ -1,6 +1,9 @@
-"""A fast trainer: the data stays on the device as tensors, minibatches are taken
-by indexing a fresh permutation each epoch, and there is no per-sample Python.
-The command line is in train.py: python -m dropout_lab.train --help
+"""The chapter's MLP, evaluation, and dl.train.
+
+dl.train trains a model from make_mlp (Linear-ReLU-Dropout blocks, then a
+Linear) with the stacked engine (engine.py), as the K = 1 case of dl.sweep;
+any other nn.Module trains with `train_module`, the plain loop the pages teach:
+model.train(), a minibatch, the loss, backward, a step; model.eval() to test.
 """
 import math
 import time
@@ -11,7 +14,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .device import pick_device, set_seed
-from .layers import check_p
+from .engine import describe_precision, resolve_precision, train_stack
+from .noise import check_p
 
 
 def init_linear_(layer, generator):
@@ -58,57 +62,137 @@ def evaluate(model, X, y, batch_size=5000):
     return correct / len(X), loss / len(X)
 
 
-def epoch_order(n, generator, device):
-    """A fresh random order of the n training examples (drawn on the CPU, so the
-    order is the same on every device for the same seed)."""
-    return torch.randperm(n, generator=generator).to(device)
+def mlp_dropout_rates(model):
+    """The drop rates of a make_mlp model, or None if `model` has another structure."""
+    if type(model) is not nn.Sequential or len(model) % 3 != 1:
+        return None
+    blocks = [model[i:i + 3] for i in range(0, len(model) - 1, 3)]
+    if not all([type(m) for m in block] == [nn.Linear, nn.ReLU, nn.Dropout]
+               for block in blocks) or type(model[-1]) is not nn.Linear:
+        return None
+    if any(m.bias is None for m in model if isinstance(m, nn.Linear)):
+        return None
+    return tuple(float(block[2].p) for block in blocks)
+
+
+def check_train_args(epochs, lr, batch_size, weight_decay, seed):
+    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                             ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    if seed >= 2**32:
+        raise ValueError(f"seed must be below 2**32, got {seed}")
+    for name, value, positive in (("lr", lr, True), ("weight_decay", weight_decay, False)):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value < 0 or (positive and value == 0)):
+            raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, "
+                             f"got {value!r}")
 
 
 def train(model, data, epochs=10, lr=0.1, batch_size=256, weight_decay=0.0, seed=0,
-          device=None, progress=True, on_epoch=None):
-    """Train `model` with minibatch SGD on `data` (a FashionMNIST tuple).
+          device=None, progress=True, on_epoch=None, precision="auto"):
+    """Train `model` with minibatch SGD on `data` (a FashionMNIST tuple, or a
+    validation split from dl.validation_split).
 
     Returns a DataFrame with one row per epoch: epoch, train_loss and train_acc
     (running averages over the epoch, dropout on), test_loss and test_acc (eval
-    mode), seconds. `seed` fixes the data order and the dropout masks.
-    Weight decay applies to the weights, not the biases. `on_epoch(row)` is
-    called after each epoch (the command line prints with it).
+    mode; valid_loss and valid_acc on a validation split), seconds. `seed` fixes
+    the data order and the dropout masks. Weight decay applies to the weights,
+    not the biases. `on_epoch(row)` is called after each epoch.
+
+    Where: on `device`, or where the data is when device is None. The model is
+    MOVED there (model.to(device)) and trained in place; the result's .attrs
+    say the device, the precision and which path trained it. A make_mlp model
+    trains on the stacked engine in `precision` ("auto": bfloat16 mixed precision
+    where the hardware runs it fast, else float32); any other module trains with
+    the plain loop in float32 (or under bfloat16 autocast for precision="bf16").
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    device = pick_device(device or "auto")
+    check_train_args(epochs, lr, batch_size, weight_decay, seed)
+    device = data[0].device if device is None else pick_device(device)
+    precision = resolve_precision(precision, device)
+    held = "valid" if getattr(type(data), "_fields", ("",) * 3)[2] == "X_valid" else "test"
+    data = tuple(t.to(device) for t in data)
     model.to(device)
-    X_train, y_train, X_test, y_test = (t.to(device) for t in data)
-    set_seed(seed)
+    rates = mlp_dropout_rates(model)
+    rows = []
+
+    def record(row):
+        rows.append(row)
+        if on_epoch:
+            on_epoch(row)
+        bar.update(1)
+        bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", **{
+            f"{held}_acc": f"{row[f'{held}_acc']:.3f}"})
+
+    bar = tqdm(total=epochs, disable=not progress, leave=False, desc="epochs")
+    if rates is None:
+        path = "plain loop"
+        train_module(model, data, epochs, lr, batch_size, weight_decay, seed, precision,
+                     held, record)
+    else:
+        path = "stacked engine"
+        train_mlp(model, rates, data, epochs, lr, batch_size, weight_decay, seed, precision,
+                  held, record)
+    bar.close()
+    history = pd.DataFrame(rows)
+    history.attrs.update(device=str(device), precision=precision, path=path,
+                         trained=describe_precision(precision, device))
+    return history
+
+
+def train_mlp(model, rates, data, epochs, lr, batch_size, weight_decay, seed, precision,
+              held, record):
+    """A make_mlp model through the engine: its weights are copied in as a stack of one,
+    trained, and copied back."""
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    Ws = [m.weight.detach().T.contiguous()[None].float() for m in linears]
+    bs = [m.bias.detach()[None, None].float() for m in linears]
+    settings = [{"seed": seed, "dropout": rates, "lr": lr, "weight_decay": weight_decay}]
+
+    def on_epoch(epoch, metrics, seconds):
+        record({"epoch": epoch, **{k.replace("heldout", held): v[0].item()
+                                   for k, v in metrics.items()}, "seconds": seconds})
+
+    train_stack(Ws, bs, settings, data, epochs, batch_size, "bernoulli", precision,
+                on_epoch=on_epoch)
+    with torch.no_grad():
+        for m, W, b in zip(linears, Ws, bs):
+            m.weight.copy_(W[0].T)
+            m.bias.copy_(b[0, 0])
+
+
+def train_module(model, data, epochs, lr, batch_size, weight_decay, seed, precision,
+                 held, record):
+    """The plain loop, for any nn.Module."""
+    X_train, y_train, X_test, y_test = data
+    device = X_train.device
+    set_seed(seed)  # nn.Dropout draws its masks from the global generator
     order_generator = torch.Generator().manual_seed(seed)
     weights = [p for p in model.parameters() if p.ndim > 1]
     biases = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = torch.optim.SGD([{"params": weights, "weight_decay": weight_decay},
                                  {"params": biases, "weight_decay": 0.0}], lr=lr)
-    rows = []
-    bar = tqdm(range(1, epochs + 1), disable=not progress, leave=False, desc="epochs")
-    for epoch in bar:
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
-        order = epoch_order(len(X_train), order_generator, device)
+        order = torch.randperm(len(X_train), generator=order_generator).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
             # the rows X_train[idx], gathered about 6x faster on a CPU
             X, y = X_train.index_select(0, idx), y_train[idx]
-            logits = model(X)
-            loss = nn.functional.cross_entropy(logits, y)
+            with autocast:
+                logits = model(X)
+            loss = nn.functional.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach() * len(idx)   # stays on the device: no sync
             correct += (logits.argmax(1) == y).sum()
-        test_acc, test_loss = evaluate(model, X_test, y_test)
-        rows.append({"epoch": epoch, "train_loss": loss_sum.item() / len(order),
-                     "train_acc": correct.item() / len(order), "test_loss": test_loss,
-                     "test_acc": test_acc, "seconds": time.perf_counter() - start})
-        if on_epoch:
-            on_epoch(rows[-1])
-        bar.set_postfix(train_acc=f"{rows[-1]['train_acc']:.3f}", test_acc=f"{test_acc:.3f}")
-    return pd.DataFrame(rows)
+        with autocast:
+            test_acc, test_loss = evaluate(model, X_test, y_test)
+        record({"epoch": epoch, "train_loss": loss_sum.item() / len(order),
+                "train_acc": correct.item() / len(order), f"{held}_loss": test_loss,
+                f"{held}_acc": test_acc, "seconds": time.perf_counter() - start})

@@ -83,11 +83,23 @@ def test_an_unwritable_folder_warns_and_returns_false(tmp_path, monkeypatch, whe
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_missing_folder_warns_and_returns_false(tmp_path):
-    with pytest.warns(cache.CacheWarning, match="no-such-folder"):
-        assert cache.atomic_save({"X": torch.ones(3)}, tmp_path / "no-such-folder" / "c.pt") \
-            is False
-    assert not (tmp_path / "no-such-folder").exists()
+def test_a_missing_folder_is_made(tmp_path):
+    path = tmp_path / "sweeps" / "c.pt"
+    assert cache.atomic_save({"X": torch.ones(3)}, path) is True
+    assert torch.equal(cache.load(path)["X"], torch.ones(3))
+
+
+def test_a_folder_that_cannot_be_made_warns_and_returns_false(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.warns(cache.CacheWarning, match="a-file/c.pt"):
+        assert cache.atomic_save({"X": torch.ones(3)}, tmp_path / "a-file" / "c.pt") is False
+
+
+def test_the_sweep_cache_has_no_default_folder_when_home_is_empty(monkeypatch):
+    from dropout_lab import data
+    monkeypatch.setattr(data, "default_data_dir", lambda: None)
+    with pytest.raises(ValueError, match="pass cache=FOLDER"):
+        cache.default_folder()
 
 
 def half_then(action):

@@ -77,3 +77,14 @@ def test_mask_is_made_on_the_input_device():
     # "meta" tensors have no data: a mask drawn on the CPU would fail to combine.
     X = torch.empty(8, 8, device="meta")
     assert dropout_layer(X, 0.5).device.type == "meta"
+
+
+@pytest.mark.parametrize("p", [0.001, 0.01, 0.5, 0.999])
+def test_bfloat16_input_drops_at_the_asked_rate(p):
+    # A uniform drawn in bfloat16 has 256 levels: p = 0.999 dropped everything and
+    # p = 0.001 dropped 0.003. The mask must be drawn at full precision.
+    torch.manual_seed(0)
+    out = dropout_layer(torch.ones(N, dtype=torch.bfloat16), p)
+    assert out.dtype == torch.bfloat16
+    sd_zeros, _ = sigmas(p, N)
+    assert abs((out == 0).double().mean().item() - p) < 8 * sd_zeros

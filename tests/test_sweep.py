@@ -1,60 +1,37 @@
-"""The sweep engine: equivalence with the single-model trainer, per-model settings, errors."""
+"""dl.sweep: settings, stacks, subsets, errors, the cache."""
+import importlib
 import math
 
 import pytest
 import torch
 
 import dropout_lab as dl
+from dropout_lab import cache as disk
+from dropout_lab import noise
 
+sweep_module = importlib.import_module("dropout_lab.sweep")  # dl.sweep is the function
 
-def test_one_model_of_a_sweep_equals_the_single_trainer_without_noise(small_data):
-    # With no dropout masks to draw, a model in a stack of four must follow exactly
-    # the path of train() with the same seed: same init, same data order.
-    table, models = dl.sweep([{"dropout": (0.0, 0.0), "epochs": 2}], [0, 1, 2, 3], small_data,
-                             device="cpu", progress=False, return_models=True)
-    single = dl.make_mlp((0.0, 0.0), seed=2)
-    history = dl.train(single, small_data, epochs=2, seed=2, device="cpu", progress=False)
-    swept = table[table.seed == 2].reset_index()
-    for column in ("train_loss", "test_loss"):
-        assert swept[column].tolist() == pytest.approx(history[column].tolist(), rel=1e-4)
-    assert swept.test_acc.tolist() == pytest.approx(history.test_acc.tolist(), abs=2e-3)
-    for a, b in zip(single.state_dict().values(), models[0, 2].state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-5)
+QUICK = {"hidden": (16, 16), "epochs": 1, "n_train": 600}
 
 
 def test_training_subset_is_what_a_sweep_trains_on(small_data):
     # dl.training_subset must give the images a sweep drew for a seed: trained on
-    # them with dl.train (no noise), a model follows its twin in the sweep exactly.
-    _, models = dl.sweep([{"dropout": (0.0, 0.0), "epochs": 1, "n_train": 700}], [3],
-                         small_data, device="cpu", progress=False, return_models=True)
+    # them with dl.train, a model follows its twin in the sweep exactly.
+    _, models = dl.sweep([{"dropout": (0.3, 0.0), "epochs": 1, "n_train": 700}], [3],
+                         small_data, progress=False, return_models=True, precision="fp32")
     subset = dl.training_subset(small_data, 700, seed=3)
-    assert subset.X_train.shape == (700, 784) and subset.X_test is small_data[2]
-    single = dl.make_mlp((0.0, 0.0), seed=3)
-    dl.train(single, subset, epochs=1, seed=3, device="cpu", progress=False)
+    assert subset[0].shape == (700, 784) and subset[2] is small_data[2]
+    single = dl.make_mlp((0.3, 0.0), seed=3)
+    dl.train(single, subset, epochs=1, seed=3, progress=False, precision="fp32")
     for a, b in zip(single.state_dict().values(), models[0, 3].state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5)
-
-
-def test_with_dropout_the_sweep_matches_the_trainer_in_distribution(small_data):
-    # Masks are drawn differently, so compare over seeds: the means must agree within
-    # their combined standard error (times 4), and both must have learned.
-    seeds = range(6)
-    swept = dl.sweep([{"dropout": (0.5, 0.5), "epochs": 2}], seeds, small_data, device="cpu",
-                     progress=False)
-    swept = swept[swept.epoch == 2].test_acc
-    single = torch.tensor([dl.train(dl.make_mlp(seed=s), small_data, epochs=2, seed=s,
-                                    device="cpu", progress=False).test_acc.iloc[-1]
-                           for s in seeds])
-    se = math.sqrt(swept.var() / len(swept) + single.var().item() / len(single))
-    assert abs(swept.mean() - single.mean().item()) < 4 * se + 0.01
-    assert swept.mean() > 0.5 and single.mean() > 0.5
 
 
 def test_per_model_settings_differ_inside_one_stack(small_data):
     settings = [{"dropout": (0.0, 0.0), "epochs": 1}, {"dropout": (0.9, 0.9), "epochs": 1},
                 {"dropout": (0.5, 0.5), "noise": "gaussian", "epochs": 1},
                 {"dropout": (0.0, 0.0), "weight_decay": 0.5, "epochs": 1}]
-    table = dl.sweep(settings, 2, small_data, device="cpu", progress=False)
+    table = dl.sweep(settings, 2, small_data, progress=False)
     assert len(table) == 4 * 2
     assert set(table.columns) >= {"setting", "seed", "epoch", "p1", "p2", "noise",
                                   "weight_decay", "train_loss", "train_acc", "test_acc"}
@@ -66,55 +43,124 @@ def test_per_model_settings_differ_inside_one_stack(small_data):
 def test_stacks_of_different_shapes_and_subsets(small_data):
     settings = [{"hidden": (32,), "dropout": (0.2,), "epochs": 1},
                 {"hidden": (64, 64), "epochs": 2, "n_train": 1000}]
-    table = dl.sweep(settings, 1, small_data, device="cpu", progress=False, max_floats=1e5)
+    table = dl.sweep(settings, 1, small_data, progress=False, max_models=1)
     assert sorted(table.groupby("setting").epoch.max().tolist()) == [1, 2]
 
 
 @pytest.mark.parametrize("settings, seeds, message", [
     ([{"dropuot": (0.5, 0.5)}], 2, "unknown setting name"),
     ([{"dropout": (0.5, 1.5)}], 2, "in \\[0, 1\\]"),
+    ([{"dropout": 0.5}], 2, "must be a tuple with one entry per hidden layer"),
+    ([{"hidden": (0, 256)}], 1, "each hidden width must be at least 1"),
+    ([{"epochs": 1.5}], 1, "epochs must be a whole number"),
+    ([{"batch_size": -3}], 1, "batch_size must be at least 1"),
+    ([{"lr": float("nan")}], 1, "lr must be a finite number"),
+    ([{"lr": 0}], 1, "lr must be > 0"),
+    ([{"weight_decay": -1}], 1, "weight_decay must be >= 0"),
+    ([{"weight_decay": float("inf")}], 1, "weight_decay must be a finite number"),
     ([{}], 0, "seeds must be"),
     ([{}], [], "seeds must be"),
+    ([{}], [0, 1, 0], "seeds must be distinct; repeated: \\[0\\]"),
+    ([{}], [-1], "each seed must be a whole number in \\[0, 2\\*\\*32\\)"),
+    ([{}], 1.5, "seeds must be a number of seeds or a list"),
     ([], 2, "settings is empty"),
     ([{"noise": "salt"}], 1, "unknown noise"),
+    ([{"noise": "gaussian", "dropout": (1.0, 0.5)}], 1, "needs p < 1"),
     ([{"dropout": (0.5,), "hidden": (10, 10)}], 1, "one rate per layer"),
     ([{"n_train": 10**6}], 1, "n_train must be between"),
 ])
 def test_bad_input_is_refused_before_training(small_data, settings, seeds, message):
     with pytest.raises(ValueError, match=message):
-        dl.sweep(settings, seeds, small_data, device="cpu", progress=False)
+        dl.sweep(settings, seeds, small_data, progress=False)
 
 
 @pytest.mark.parametrize("settings", [None, {"dropout": (0.5, 0.5)}])
 def test_settings_that_are_not_a_list_are_refused(small_data, settings):
     with pytest.raises(TypeError, match="settings must be a list of dicts"):
-        dl.sweep(settings, 1, small_data, device="cpu", progress=False)
+        dl.sweep(settings, 1, small_data, progress=False)
+
+
+def test_a_model_that_cannot_fit_is_refused_before_training(small_data, monkeypatch):
+    monkeypatch.setattr(sweep_module, "memory_budget", lambda device: 10**6)
+    with pytest.raises(MemoryError, match="use a smaller batch_size"):
+        dl.sweep([{"hidden": (4096, 4096)}], 1, small_data, progress=False)
+
+
+def test_chunks_follow_the_memory_budget(small_data, monkeypatch):
+    need = sweep_module.bytes_per_model(sweep_module.complete_setting(QUICK, 5000), 784,
+                                        "fp32")
+    monkeypatch.setattr(sweep_module, "memory_budget", lambda device: int(2.5 * need))
+    chunks = list(sweep_module.stacks([sweep_module.complete_setting(QUICK, 5000)],
+                                      list(range(5)), small_data, "fp32", None))
+    assert [len(c) for c in chunks] == [2, 2, 1]
 
 
 def test_cache_returns_the_same_results(small_data, tmp_path):
-    kwargs = dict(device="cpu", progress=False, cache=tmp_path, return_models=True)
-    first, models = dl.sweep([{"epochs": 1, "hidden": (16, 16)}], 2, small_data, **kwargs)
-    again, cached = dl.sweep([{"epochs": 1, "hidden": (16, 16)}], 2, small_data, **kwargs)
+    kwargs = dict(progress=False, cache=tmp_path, return_models=True)
+    first, models = dl.sweep([QUICK], 2, small_data, **kwargs)
+    again, cached = dl.sweep([QUICK], 2, small_data, **kwargs)
     assert first.drop(columns="seconds_per_model").equals(again.drop(columns="seconds_per_model"))
     assert torch.equal(models[0, 1][0].weight, cached[0, 1][0].weight)
-    assert len(list(tmp_path.glob("*.pt"))) == 1
+    assert again.attrs == first.attrs
+    assert len(list(tmp_path.glob("*.pt"))) == 1 and not list(tmp_path.glob("*.tmp"))
 
 
-def test_sweep_masks_drop_at_the_asked_rate_and_keep_the_mean():
-    # The sweep's masks come from 16-bit random integers (sweep.keep_mask): check the
-    # drop rate per model against p and the mean multiplier against 1, within 5 SE.
-    from dropout_lab.sweep import noise, noise_params
-    p = torch.tensor([[0.0, 0.2], [0.5, 0.7], [0.9, 1.0]])
-    H = torch.ones(3, 400, 500)
-    gaussian = torch.zeros(3, dtype=torch.bool)
-    for layer, params in enumerate(noise_params(p, gaussian)):
-        out = noise(H, *params)
-        for k in range(3):
-            rate, n = p[k, layer].item(), out[k].numel()
-            dropped = (out[k] == 0).double().mean().item()
-            assert abs(dropped - rate) <= 5 * math.sqrt(rate * (1 - rate) / n) + 1e-5
-            if rate < 1:
-                se = math.sqrt(rate / (1 - rate) / n)
-                assert abs(out[k].double().mean().item() - 1) <= 5 * se + 1e-6
-            else:
-                assert (out[k] == 0).all()
+def test_the_cache_key_covers_all_of_the_data(small_data, tmp_path):
+    # Old key: only X_train[:512] and y_train. Any byte of the data must count.
+    first = dl.sweep([QUICK], 1, small_data, progress=False, cache=tmp_path)
+    noisy_test = (small_data[0], small_data[1], torch.rand_like(small_data[2]), small_data[3])
+    again = dl.sweep([QUICK], 1, noisy_test, progress=False, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+    assert again.test_acc.iloc[-1] != first.test_acc.iloc[-1]
+    X_late = small_data[0].clone()
+    X_late[4000:] = 0
+    dl.sweep([QUICK], 1, (X_late, *small_data[1:]), progress=False, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 3
+
+
+def test_a_broken_cache_is_rebuilt_with_a_warning(small_data, tmp_path):
+    first = dl.sweep([QUICK], 1, small_data, progress=False, cache=tmp_path)
+    path, = tmp_path.glob("*.pt")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=str(path.name)):
+        again = dl.sweep([QUICK], 1, small_data, progress=False, cache=tmp_path)
+    assert again.test_acc.tolist() == first.test_acc.tolist()
+    assert disk.load(path) is not None
+
+
+def test_an_unwritable_cache_still_returns_the_table(small_data, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+    monkeypatch.setattr(disk.tempfile, "mkstemp", refuse)
+    with pytest.warns(UserWarning, match="could not write the cache"):
+        table = dl.sweep([QUICK], 1, small_data, progress=False, cache=tmp_path)
+    assert len(table) == 1 and not list(tmp_path.glob("*"))
+
+
+def test_bernoulli_masks_drop_at_the_asked_rate_and_keep_the_mean():
+    # Masks come from 16-bit random integers: the drop rate per model against p and the
+    # mean multiplier against 1, within 5 standard errors.
+    p = torch.tensor([0.0, 0.2, 0.5, 0.7, 0.9, 1.0])[:, None, None]
+    generators = [torch.Generator().manual_seed(k) for k in range(len(p))]
+    M, s = noise.bernoulli(p, (400, 500), generators)
+    out = M * s
+    for k, rate in enumerate(p.flatten().tolist()):
+        n = out[k].numel()
+        dropped = (out[k] == 0).double().mean().item()
+        assert abs(dropped - rate) <= 5 * math.sqrt(rate * (1 - rate) / n) + 1e-5
+        if rate < 1:
+            assert abs(out[k].double().mean().item() - 1) <= 5 * math.sqrt(rate / (1 - rate) / n) + 1e-6
+        else:
+            assert (out[k] == 0).all()
+
+
+@pytest.mark.parametrize("scheme", ["gaussian", "uniform"])
+def test_other_schemes_have_dropouts_mean_and_variance(scheme):
+    p = torch.tensor([0.2, 0.5])[:, None, None]
+    M, s = noise.SCHEMES[scheme](p, (1000, 400), [torch.Generator().manual_seed(k) for k in (0, 1)])
+    out = (M * s).double()
+    for k, rate in enumerate((0.2, 0.5)):
+        var = rate / (1 - rate)
+        n = out[k].numel()
+        assert abs(out[k].mean().item() - 1) < 5 * math.sqrt(var / n)
+        assert abs(out[k].var().item() / var - 1) < 0.02
