@@ -1,11 +1,13 @@
 """dropout_lab: the small library that the dropout chapter's notebooks share."""
-from .data import CLASS_NAMES, DataNotFoundError, load_fashion_mnist
+from .data import (CLASS_NAMES, DataError, DataFileError, DataNotFoundError, TrainValid,
+                   data_fingerprint, load_fashion_mnist, validation_split)
 from .device import pick_device, set_seed
 from .noise import dropout_layer
 from .stats import compare, paired, welch
 from .sweep import sweep, training_subset
 from .training import evaluate, make_mlp, train
 
-__all__ = ["CLASS_NAMES", "DataNotFoundError", "load_fashion_mnist", "pick_device",
+__all__ = ["CLASS_NAMES", "DataError", "DataFileError", "DataNotFoundError", "TrainValid",
+           "data_fingerprint", "load_fashion_mnist", "validation_split", "pick_device",
            "set_seed", "dropout_layer", "compare", "paired", "welch", "sweep",
            "training_subset", "evaluate", "make_mlp", "train"]
