@@ -1,5 +1,6 @@
-"""Seconds per epoch of the chapter's standard training, through three pipelines and
-through sweeps of 1-64 stacked models, all in one run on one machine.
+"""Seconds per training epoch of the chapter's standard work through the usual
+tutorial code, d2l.Trainer, our command line, a plain float32 stacked trainer, and
+our engine (dl.sweep with 1-64 models stacked), all in one run on one machine.
 
     python bench/bench_pipelines.py --out bench/RESULTS.md      (make bench)
 
@@ -7,12 +8,14 @@ The work: FashionMNIST, MLP 784-256-256-10, dropout 0.5/0.5, SGD lr 0.1.
   (a) the usual tutorial code: torchvision dataset with ToTensor, DataLoader with
       batch 32 and shuffling, .to(device) per batch;
   (b) d2l.Trainer as D2L's dropout section uses it (batch 256);
-  (c) dropout_lab.train: tensors resident on the device, batch 256;
-  (d) the same through dropout_lab.sweep, its seeds trained together as one stack;
-  sweeps: dropout_lab.sweep with K models stacked, seconds per epoch per model.
+  (c) python -m dropout_lab.train (one model on the engine, batch 256);
+  (d) a plain float32 stacked trainer (bench/plain_stacked.py: baddbmm, autograd,
+      16-bit integer masks), 16 models;
+  (e) dl.sweep at its default precision, 16 models; then K = 1, 4, 16, 64, in each
+      precision this machine runs fast.
 Absolute seconds differ between machines of the same kind, so the report gives
-ratios against (a) measured in the same run, and efficiency as a fraction of this
-machine's own sgemm throughput, also measured in the same run.
+ratios measured in the same run, and efficiency as a fraction of this machine's
+own float32 and bfloat16 matmul throughput, also measured in the same run.
 """
 import argparse
 import gzip
@@ -21,6 +24,9 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,18 +34,24 @@ import torch
 from torch import nn
 
 import dropout_lab as dl
+from dropout_lab import engine
 from dropout_lab.data import default_data_dir, locate
+
+sys.path.insert(0, str(Path(__file__).parent))
+import plain_stacked  # noqa: E402  (the baseline beside this file)
 
 GFLOP_PER_EPOCH = 60000 * (3 * 2 * (784 * 256 + 256 * 256 + 256 * 10) - 2 * 784 * 256) / 1e9
 
 
-def sgemm_gflops(device, size=1024, repeats=50):
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+def matmul_gflops(device, dtype=torch.float32, size=1024, seconds=1.0):
+    """Throughput of a size x size matmul in `dtype`, GFLOP/s."""
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
     a @ b
     sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
+    start, repeats = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
         a @ b
+        repeats += 1
     sync(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
@@ -134,149 +146,150 @@ def d2l_pipeline(epochs, device, seed):
     return [seconds] * epochs, correct / 10000
 
 
-def ours(epochs, device, seed, data):
-    history = dl.train(dl.make_mlp(seed=seed), data, epochs=epochs, seed=seed, device=device,
-                       progress=False)
-    return history.seconds.tolist(), history.test_acc.iloc[-1]
+def cli_pipeline(epochs, device):
+    """(c): the command line, as a user runs it; seconds per epoch from its --json."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "history.json"
+        subprocess.run([sys.executable, "-m", "dropout_lab.train", "--epochs", str(epochs),
+                        "--device", device.type, "--quiet", "--json", str(out)],
+                       check=True, stdout=subprocess.DEVNULL)
+        history = json.loads(out.read_text())["history"]
+    return history["seconds"], history["test_acc"][-1]
 
 
-def dropout_mask_seconds(device, batch=256, width=256, n_train=60000):
-    """Seconds per epoch that nn.Dropout spends in training mode on the standard
-    net's two hidden layers (on the CPU, its bernoulli_ mask dominates)."""
-    h = torch.ones(batch, width, device=device)
-    calls = 2 * -(-n_train // batch)
-    nn.functional.dropout(h, 0.5)
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(calls):
-        nn.functional.dropout(h, 0.5)
-    sync(device)
-    return time.perf_counter() - start
-
-
-def sweep_seconds(models, epochs, device, data):
-    """The standard work through dl.sweep, `models` seeds trained together in one stack:
-    seconds per epoch per model, and each model's final test accuracy."""
-    table = dl.sweep([{"epochs": epochs}], models, data, device=device, progress=False)
+def sweep_seconds(models, epochs, device, data, precision="auto"):
+    """The standard work through dl.sweep, `models` seeds in one stack: seconds per
+    epoch per model, each model's final test accuracy, and the precision used."""
+    table = dl.sweep([{"epochs": epochs}], models, data, device=device, progress=False,
+                     precision=precision)
     per_epoch = table.groupby("epoch").seconds_per_model.first()
-    return per_epoch.tolist(), table[table.epoch == epochs].test_acc.tolist()
+    return per_epoch.tolist(), table[table.epoch == epochs].test_acc.tolist(), \
+        table.attrs["precision"]
 
 
-def alternating_rounds(rounds, models, device, data, epochs=3):
-    """Per model, (c) against a sweep of `models`, in alternating rounds a minute apart.
-    This machine's own sgemm speed drifts by tens of percent within one run, so a
-    ratio of two measurements taken minutes apart can land on either side of a
-    target; each round's ratio compares neighbours. The first epoch (warm-up) is dropped."""
+def alternating_rounds(rounds, models, device, data, epochs=2):
+    """Per model, the plain stacked trainer (d) against dl.sweep (e), in alternating
+    rounds: a machine's speed drifts within a run (other load, clocks), so each
+    round's ratio compares neighbours."""
     ratios = []
     for r in range(rounds):
-        single, _ = ours(epochs, device, 100 + r, data)
-        stacked, _ = sweep_seconds(models, epochs, device, data)
-        ratios.append(statistics.mean(single[1:]) / statistics.mean(stacked[1:]))
-        print(f"round {r + 1}: (c) / sweep of {models}, per model: {ratios[-1]:.2f}x", flush=True)
+        plain, _ = plain_stacked.train(models, data, epochs=epochs, seed=100 + r)
+        ours, _, _ = sweep_seconds(models, epochs, device, data)
+        ratios.append(statistics.mean(plain) / statistics.mean(ours))
+        print(f"round {r + 1}: (d) / (e), per model: {ratios[-1]:.2f}x", flush=True)
     return ratios
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10, help="epochs for (a), (b), (c)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds for our trainer")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs for (a), (b), (c)")
     parser.add_argument("--sweep-models", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--sweep-epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating rounds of (c) and a 16-model sweep for their ratio")
+                        help="alternating rounds of (d) and (e) for their ratio")
     parser.add_argument("--skip", nargs="*", default=[], choices=["tutorial", "d2l"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="bench/RESULTS.md")
     args = parser.parse_args()
     device = dl.pick_device(args.device)
-    torch.set_num_threads(torch.get_num_threads())
     data = dl.load_fashion_mnist(device=device)
-    rows, sgemm = [], []
+    rows, peaks = [], {"fp32": [], "bf16": []}
+    fast_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported() or (
+        device.type == "cpu" and engine.cpu_has_fast_bf16())
 
-    def record(name, seconds, accuracies, batch):
-        rows.append({"pipeline": name, "batch": batch, "s_per_epoch": statistics.mean(seconds),
-                     "test_acc": accuracies})
-        print(f"{name}: {statistics.mean(seconds):.3f} s/epoch, test acc {accuracies}", flush=True)
+    def measure_peaks():
+        peaks["fp32"].append(matmul_gflops(device))
+        peaks["bf16"].append(matmul_gflops(device, torch.bfloat16,
+                                           seconds=1.0 if fast_bf16 else 0.2))
 
-    sgemm.append(sgemm_gflops(device))
+    def record(name, seconds, accuracies, batch, precision="fp32"):
+        rows.append({"pipeline": name, "batch": batch, "precision": precision,
+                     "s_per_epoch": statistics.mean(seconds), "test_acc": accuracies})
+        print(f"{name}: {statistics.mean(seconds):.3f} s/epoch, test acc "
+              f"{statistics.mean(accuracies):.4f}", flush=True)
+
+    measure_peaks()
     if "tutorial" not in args.skip:
         seconds, acc = tutorial_pipeline(args.epochs, device, 0)
         record("(a) torchvision ToTensor + DataLoader", seconds, [acc], 32)
     if "d2l" not in args.skip:
         seconds, acc = d2l_pipeline(args.epochs, device, 0)
         record("(b) d2l.Trainer", seconds, [acc], 256)
-    sgemm.append(sgemm_gflops(device))
-    seconds, accs = [], []
-    for seed in range(args.seeds):
-        s, a = ours(args.epochs, device, seed, data)
-        seconds += s
-        accs.append(a)
-    record("(c) dropout_lab.train", seconds, [float(a) for a in accs], 256)
-    seconds, accs = sweep_seconds(args.seeds, args.epochs, device, data)  # (d)
-    record(f"(d) dropout_lab.sweep, {args.seeds} seeds stacked (per model)", seconds, accs, 256)
-    mask_seconds = dropout_mask_seconds(device)
-    for k in args.sweep_models:
-        s, accs = sweep_seconds(k, args.sweep_epochs, device, data)
-        record(f"sweep, {k} models (per model)", s, [statistics.mean(accs)], 256)
+    seconds, acc = cli_pipeline(args.epochs, device)
+    record(f"(c) python -m dropout_lab.train --epochs {args.epochs}", seconds, [acc], 256,
+           engine.resolve_precision("auto", device))
+    measure_peaks()
+    seconds, accs = plain_stacked.train(16, data, epochs=args.sweep_epochs)
+    record("(d) plain fp32 stacked trainer, 16 models (per model)", seconds, accs, 256)
+    seconds, accs, precision = sweep_seconds(16, args.sweep_epochs, device, data)
+    record("(e) dl.sweep, 16 models (per model)", seconds, accs, 256, precision)
+    precisions = ["fp32", "bf16"] if fast_bf16 else ["fp32"]
+    for precision in precisions:
+        for k in args.sweep_models:
+            s, accs, used = sweep_seconds(k, args.sweep_epochs, device, data, precision)
+            record(f"dl.sweep, {k} models, {used} (per model)", s, accs, 256, used)
     rounds = alternating_rounds(args.rounds, 16, device, data) if args.rounds else []
-    sgemm.append(sgemm_gflops(device))
-    write_report(rows, sgemm, mask_seconds, rounds, device, args)
+    measure_peaks()
+    write_report(rows, peaks, fast_bf16, rounds, device, args)
 
 
-def write_report(rows, sgemm, mask_seconds, rounds, device, args):
-    sgemm_mean = statistics.mean(sgemm)
-    base = rows[0]["s_per_epoch"]
-    by_name = {row["pipeline"]: row for row in rows}
-    ours_row = by_name["(c) dropout_lab.train"]
-    stacked_row = next(row for row in rows if row["pipeline"].startswith("(d)"))
+def write_report(rows, peaks, fast_bf16, rounds, device, args):
+    fp32, bf16 = statistics.mean(peaks["fp32"]), statistics.mean(peaks["bf16"])
+    by_name = {row["pipeline"][:3]: row for row in rows}
+    base = by_name.get("(a)")
     lines = [
         "# Benchmark: seconds per training epoch",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {platform.processor() or platform.machine()}"
         f" ({torch.get_num_threads()} threads), device **{device}**, torch {torch.__version__}.",
-        f"sgemm throughput measured in the same run: {sgemm_mean:.0f} GFLOP/s "
-        f"(1024x1024 matmuls; {', '.join(f'{g:.0f}' for g in sgemm)} at start, middle, end:"
-        " it drifts within a run, which is why the key ratio is also measured in alternating rounds).",
-        f"One epoch is {GFLOP_PER_EPOCH:.1f} GFLOP (forward + backward, no input gradient).",
-        f"Epochs: {args.epochs} for (a)-(d), {args.sweep_epochs} per sweep; "
-        f"{args.seeds} seeds for (c) and (d). Command: `python bench/bench_pipelines.py`.",
+        f"Matmul throughput measured in the same run (1024x1024, at start, middle, end): float32 "
+        f"{', '.join(f'{g:.0f}' for g in peaks['fp32'])} GFLOP/s; bfloat16 "
+        f"{', '.join(f'{g:.1f}' for g in peaks['bf16'])} GFLOP/s"
+        + ("." if fast_bf16 else " (emulated: this machine has no fast bfloat16, so the "
+           "engine's default precision here is float32 and no bfloat16 rows are run)."),
+        f"One epoch is {GFLOP_PER_EPOCH:.1f} GFLOP (forward + backward, no input gradient); "
+        "'% of peak' divides it by the seconds and by the mean throughput above.",
+        f"Epochs: {args.epochs} for (a)-(c), {args.sweep_epochs} for the stacked rows. "
+        "Command: `python bench/bench_pipelines.py`.",
         "",
-        "| pipeline | batch | s/epoch | speed-up vs (a) | % of sgemm | test acc (after its epochs) |",
-        "|---|---|---|---|---|---|",
+        "| pipeline | batch | precision | s/epoch | vs (a) | % of fp32 peak | % of bf16 peak "
+        "| test acc (after its epochs) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         accs = row["test_acc"]
-        acc = (f"{statistics.mean(accs):.4f} ± {statistics.stdev(accs):.4f} ({len(accs)} seeds)"
+        acc = (f"{statistics.mean(accs):.4f} ± {statistics.stdev(accs):.4f} ({len(accs)} models)"
                if len(accs) > 1 else f"{accs[0]:.4f}")
-        if row["pipeline"].startswith("sweep"):
-            acc += f" (mean, {args.sweep_epochs} epochs)"
-        efficiency = 100 * GFLOP_PER_EPOCH / row["s_per_epoch"] / sgemm_mean
-        lines.append(f"| {row['pipeline']} | {row['batch']} | {row['s_per_epoch']:.3f} | "
-                     f"{base / row['s_per_epoch']:.1f}x | {efficiency:.0f} % | {acc} |")
-    lines += ["", "Ratios that the issues ask for:"]
-    for name, row in [("(c)", ours_row), ("(d)", stacked_row)]:
-        if "(a) torchvision ToTensor + DataLoader" in by_name:
-            lines.append(f"- {name} vs (a): {base / row['s_per_epoch']:.1f}x faster (target >= 5x)")
-        if "(b) d2l.Trainer" in by_name:
-            d2l = by_name["(b) d2l.Trainer"]["s_per_epoch"]
-            lines.append(f"- {name} vs (b): {d2l / row['s_per_epoch']:.1f}x faster (target >= 7x)")
-    if "sweep, 16 models (per model)" in by_name:
-        ratio = ours_row["s_per_epoch"] / by_name["sweep, 16 models (per model)"]["s_per_epoch"]
-        lines.append(f"- 16 stacked models vs (c), per model, from the table: {ratio:.2f}x faster "
-                     "(target >= 1.5x)")
+        speed = GFLOP_PER_EPOCH / row["s_per_epoch"]
+        versus = f"{base['s_per_epoch'] / row['s_per_epoch']:.1f}x" if base else "-"
+        lines.append(f"| {row['pipeline']} | {row['batch']} | {row['precision']} | "
+                     f"{row['s_per_epoch']:.3f} | {versus} | {100 * speed / fp32:.0f} % | "
+                     f"{100 * speed / bf16:.0f} % | {acc} |")
+    plain, ours, cli = by_name["(d)"], by_name["(e)"], by_name["(c)"]
+    gap = statistics.mean(ours["test_acc"]) - statistics.mean(plain["test_acc"])
+    lines += ["", "Ratios measured in this run:",
+              f"- (e) dl.sweep at its default precision ({ours['precision']}) vs (d) the plain "
+              f"fp32 stacked trainer, 16 models, per model: "
+              f"{plain['s_per_epoch'] / ours['s_per_epoch']:.2f}x faster (target >= 2.2x, "
+              f"which needs fast bfloat16); mean test accuracy after {args.sweep_epochs} "
+              f"epochs {gap:+.4f} (target within 0.01)"]
     if rounds:
-        lines.append(f"- the same, in {len(rounds)} alternating rounds (3 epochs each, first dropped): "
-                     f"{', '.join(f'{r:.2f}x' for r in rounds)}; median {statistics.median(rounds):.2f}x "
-                     "(target >= 1.5x)")
-    lines += ["", f"Where (c)'s time goes: nn.Dropout in training mode, alone, takes "
-              f"{mask_seconds:.3f} s per epoch on this device ({100 * mask_seconds / ours_row['s_per_epoch']:.0f} % "
-              "of (c)), mostly drawing its mask with bernoulli_. (a) and (b) pay it too. "
-              "dl.sweep draws its own masks from 16-bit random integers (sweep.keep_mask), "
-              "which is most of the difference between (c) and (d)."]
+        lines.append(f"- the same in {len(rounds)} alternating rounds: "
+                     f"{', '.join(f'{r:.2f}x' for r in rounds)}; median "
+                     f"{statistics.median(rounds):.2f}x")
+    if base:
+        lines.append(f"- (c) the command line vs (a) the tutorial pipeline, per epoch: "
+                     f"{base['s_per_epoch'] / cli['s_per_epoch']:.1f}x faster (target >= 6x); "
+                     f"its test accuracy after {args.epochs} epochs {cli['test_acc'][0]:.4f} "
+                     "(target >= 0.80)")
+    if "(b)" in by_name:
+        lines.append(f"- (c) vs (b) d2l.Trainer: "
+                     f"{by_name['(b)']['s_per_epoch'] / cli['s_per_epoch']:.1f}x faster")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     Path(args.out).with_suffix(".json").write_text(json.dumps(
-        {"rows": rows, "sgemm_gflops": sgemm, "nn_dropout_s_per_epoch": mask_seconds, "alternating_ratios_16": rounds, "device": str(device)}, indent=1))
+        {"rows": rows, "matmul_gflops": peaks, "fast_bf16": fast_bf16,
+         "alternating_ratios_16": rounds, "device": str(device)}, indent=1))
     print("\n".join(lines))
 
 

@@ -3,7 +3,6 @@ on several seeds. The numerics are in engine.py; this file turns settings into
 stacks of models, stacks into chunks that fit in memory, and results into a table.
 """
 import hashlib
-import math
 import os
 import time
 from pathlib import Path
@@ -17,27 +16,11 @@ from .device import pick_device
 from .engine import describe_precision, init_weights, resolve_precision, train_stack
 from .noise import NEEDS_P_BELOW_1, SCHEMES, check_p
 from .training import make_mlp
+from .validate import check_float, check_int, check_seeds
 
 DEFAULTS = {"dropout": (0.5, 0.5), "hidden": (256, 256), "weight_decay": 0.0, "lr": 0.1,
             "noise": "bernoulli", "epochs": 10, "batch_size": 256, "n_train": None}
 SHAPE_KEYS = ("hidden", "epochs", "batch_size", "n_train", "noise")  # what must match to stack
-
-
-def whole_number(name, value, minimum, setting):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise ValueError(f"setting {setting}: {name} must be a whole number, got {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"setting {setting}: {name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def finite_number(name, value, setting, positive):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"setting {setting}: {name} must be a finite number, got {value!r}")
-    if (value <= 0) if positive else (value < 0):
-        raise ValueError(f"setting {setting}: {name} must be {'> 0' if positive else '>= 0'}, "
-                         f"got {value}")
-    return float(value)
 
 
 def complete_setting(setting, n_available):
@@ -54,7 +37,7 @@ def complete_setting(setting, n_available):
             raise ValueError(f"setting {setting}: {key} must be a tuple with one entry per "
                              f"hidden layer, e.g. {DEFAULTS[key]}, got {s[key]!r}")
     s["dropout"] = tuple(check_p(p) for p in s["dropout"])
-    s["hidden"] = tuple(whole_number("each hidden width", h, 1, setting) for h in s["hidden"])
+    s["hidden"] = tuple(check_int("each hidden width", h, 1) for h in s["hidden"])
     if "hidden" not in setting and len(s["dropout"]) != len(s["hidden"]):
         s["hidden"] = (256,) * len(s["dropout"])
     if not s["hidden"] or len(s["dropout"]) != len(s["hidden"]):
@@ -65,37 +48,13 @@ def complete_setting(setting, n_available):
     if s["noise"] in NEEDS_P_BELOW_1 and max(s["dropout"]) >= 1:
         raise ValueError(f"{s['noise']} noise needs p < 1 (its variance p/(1-p) is "
                          "infinite at 1)")
-    s["epochs"] = whole_number("epochs", s["epochs"], 1, setting)
-    s["batch_size"] = whole_number("batch_size", s["batch_size"], 1, setting)
-    s["lr"] = finite_number("lr", s["lr"], setting, positive=True)
-    s["weight_decay"] = finite_number("weight_decay", s["weight_decay"], setting,
-                                      positive=False)
+    s["epochs"] = check_int("epochs", s["epochs"], 1)
+    s["batch_size"] = check_int("batch_size", s["batch_size"], 1)
+    s["lr"] = check_float("lr", s["lr"], 0, strict_minimum=True)
+    s["weight_decay"] = check_float("weight_decay", s["weight_decay"], 0)
     if s["n_train"] is not None:
-        s["n_train"] = whole_number("n_train", s["n_train"], 1, setting)
-        if s["n_train"] > n_available:
-            raise ValueError(f"n_train must be between 1 and {n_available}, "
-                             f"got {s['n_train']}")
+        s["n_train"] = check_int("n_train", s["n_train"], 1, n_available)
     return s
-
-
-def seed_list(seeds):
-    """A number n of seeds (0 ... n-1) or a list of distinct whole numbers in [0, 2**32)."""
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = list(range(seeds))
-    elif isinstance(seeds, (list, tuple, range)):
-        seeds = list(seeds)
-    else:
-        raise ValueError(f"seeds must be a number of seeds or a list of seeds, got {seeds!r}")
-    if not seeds:
-        raise ValueError("seeds must be a positive number or a non-empty list of seeds")
-    for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-            raise ValueError(f"each seed must be a whole number in [0, 2**32), got {seed!r}")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise ValueError(f"seeds must be distinct; repeated: {repeated} (a repeated seed "
-                         "would train the same model twice)")
-    return seeds
 
 
 def subset_index(n_available, n_train, seed):
@@ -247,10 +206,9 @@ def sweep(settings, seeds, data, device=None, precision="auto", max_models=None,
                         f"{type(settings).__name__}: e.g. [{{'dropout': (0.5, 0.5)}}]")
     if not settings:
         raise ValueError("settings is empty: give at least one dict, e.g. [{}] for the defaults")
-    seeds = seed_list(seeds)
-    if max_models is not None and (isinstance(max_models, bool) or
-                                   not isinstance(max_models, int) or max_models < 1):
-        raise ValueError(f"max_models must be a whole number >= 1 or None, got {max_models!r}")
+    seeds = check_seeds(seeds)
+    if max_models is not None:
+        max_models = check_int("max_models", max_models, 1)
     device = data[0].device if device is None else pick_device(device)
     precision = resolve_precision(precision, device)
     full = [complete_setting(s, len(data[0])) for s in settings]

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .device import pick_device, set_seed
 from .engine import describe_precision, resolve_precision, train_stack
 from .noise import check_p
+from .validate import SEED_LIMIT, check_float, check_int
 
 
 def init_linear_(layer, generator):
@@ -76,17 +77,11 @@ def mlp_dropout_rates(model):
 
 
 def check_train_args(epochs, lr, batch_size, weight_decay, seed):
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
-                             ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    if seed >= 2**32:
-        raise ValueError(f"seed must be below 2**32, got {seed}")
-    for name, value, positive in (("lr", lr, True), ("weight_decay", weight_decay, False)):
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not math.isfinite(value) or value < 0 or (positive and value == 0)):
-            raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, "
-                             f"got {value!r}")
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("seed", seed, 0, SEED_LIMIT - 1)
+    check_float("lr", lr, 0, strict_minimum=True)
+    check_float("weight_decay", weight_decay, 0)
 
 
 def train(model, data, epochs=10, lr=0.1, batch_size=256, weight_decay=0.0, seed=0,

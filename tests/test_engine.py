@@ -172,3 +172,17 @@ def test_other_modules_train_with_the_plain_loop(small_data):
                                 torch.nn.Linear(32, 10))
     history = dl.train(model, small_data, epochs=1, progress=False)
     assert history.attrs["path"] == "plain loop" and history.test_acc.iloc[-1] > 0.5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lr": 0}, "lr must be a finite number > 0"),
+    ({"lr": float("nan")}, "lr must be a finite number > 0"),
+    ({"batch_size": -4}, "batch_size must be a whole number >= 1"),
+    ({"weight_decay": float("nan")}, "weight_decay must be a finite number >= 0"),
+    ({"weight_decay": -1}, "weight_decay must be a finite number >= 0"),
+    ({"epochs": 1.5}, "epochs must be a whole number >= 1"),
+    ({"seed": -1}, "seed must be a whole number in \\[0, 2\\*\\*32\\)"),
+])
+def test_dl_train_refuses_bad_numbers_before_training(small_data, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        dl.train(dl.make_mlp(), small_data, progress=False, **kwargs)
