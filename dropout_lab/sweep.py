@@ -5,6 +5,7 @@ stacks of models, stacks into chunks that fit in memory, and results into a tabl
 import hashlib
 import os
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -178,6 +179,19 @@ def cache_key(full, seeds, data, device, precision):
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
+def cache_file(cache, full, seeds, data, device, precision):
+    """Where this sweep's results are kept, or None: no cache asked for, or no folder
+    for it (then a warning, and the sweep runs without it)."""
+    if not cache:
+        return None
+    try:
+        folder = Path(cache) if isinstance(cache, (str, os.PathLike)) else disk.default_folder()
+    except ValueError as error:
+        warnings.warn(f"{error}; this sweep runs without its cache", disk.CacheWarning)
+        return None
+    return folder / f"sweep-{cache_key(full, seeds, data, device, precision)}.pt"
+
+
 def sweep(settings, seeds, data, device=None, precision="auto", max_models=None,
           progress=True, return_models=False, cache=False):
     """Train every setting with every seed, stacking models that share a shape.
@@ -213,10 +227,8 @@ def sweep(settings, seeds, data, device=None, precision="auto", max_models=None,
     precision = resolve_precision(precision, device)
     full = [complete_setting(s, len(data[0])) for s in settings]
     held = heldout_name(data)
-    path = None
-    if cache:
-        folder = Path(cache) if isinstance(cache, (str, os.PathLike)) else disk.default_folder()
-        path = folder / f"sweep-{cache_key(full, seeds, data, device, precision)}.pt"
+    path = cache_file(cache, full, seeds, data, device, precision)
+    if path:
         saved = disk.load(path)
         if saved is not None:
             if progress:

@@ -166,3 +166,12 @@ def test_other_schemes_have_dropouts_mean_and_variance(scheme):
         n = out[k].numel()
         assert abs(out[k].mean().item() - 1) < 5 * math.sqrt(var / n)
         assert abs(out[k].var().item() / var - 1) < 0.02
+
+
+def test_no_folder_for_the_cache_is_a_warning_not_an_error(small_data, monkeypatch):
+    def no_folder():
+        raise ValueError("there is no data folder for the sweep cache")
+    monkeypatch.setattr(disk, "default_folder", no_folder)
+    with pytest.warns(disk.CacheWarning, match="runs without its cache"):
+        table = dl.sweep([QUICK], 1, small_data, progress=False, cache=True)
+    assert len(table) == 1
