@@ -268,7 +268,8 @@ def make_table(rows, full, device, precision):
         table[f"p{layer + 1}"] = table["dropout"].map(
             lambda d, layer=layer: d[layer] if layer < len(d) else float("nan"))
     table = table.sort_values(["setting", "seed", "epoch"], ignore_index=True)
-    table.attrs.update(device=device, precision=precision)
+    table.attrs.update(device=device, precision=precision,
+                       trained=describe_precision(precision, torch.device(device)))
     return table
 
 
@@ -278,7 +279,9 @@ def unpack(saved, full, device, return_models, table=None):
         table = pd.DataFrame(saved["table"])
         for column in ("dropout", "hidden"):
             table[column] = table[column].map(tuple)
-        table.attrs.update(device=saved["device"], precision=saved["precision"])
+        table.attrs.update(device=saved["device"], precision=saved["precision"],
+                           trained=describe_precision(saved["precision"],
+                                                      torch.device(saved["device"])))
     if not return_models:
         return table
     models = {}
