@@ -47,7 +47,7 @@ SETUP_CELL = '''\
 import sys
 
 if "google.colab" in sys.modules:
-    import os, subprocess, torch
+    import os, re, subprocess, torch
 
     class SetupError(Exception):
         def _render_traceback_(self):  # IPython shows this line, not a traceback
@@ -59,7 +59,8 @@ if "google.colab" in sys.modules:
         pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *args],
                              capture_output=True, text=True)
         if pip.returncode:
-            lines = [l.strip() for l in pip.stderr.splitlines() if l.strip()]
+            text = re.sub(r"\\x1b\\[[0-9;]*m", "", pip.stderr)  # no colour codes
+            lines = [l.strip() for l in text.splitlines() if l.strip()]
             why = ([l for l in lines if "fatal:" in l] or
                    [l for l in lines if l.startswith("ERROR:")] or lines or ["?"])[-1]
             raise SetupError(f"pip could not install {{' '.join(args)}}: {{why}} "
@@ -196,6 +197,9 @@ CITATION_GROUP = re.compile(
     r"\[((?:\[[^\[\]]+\]\([^()\s]+/references\.html#[^()\s]+\)(?:[,;]\s*)?)+)\]")
 
 
+INLINE_MATH = re.compile(r"(?<!\$)\$ ([^$\n]+?) \$(?!\$)")
+
+
 def tidy(converted, source, docname, base):
     """The converted notebook, ready for Colab: absolute links, (Author, year)
     citations, the source's code cells (checked equal) with their tags."""
@@ -218,6 +222,8 @@ def tidy(converted, source, docname, base):
                 lambda m: f"]({urljoin(page, m[1])})", cell.source)
             cell.source = CITATION_GROUP.sub(r"(\1)", cell.source)
             cell.source = cell.source.replace("Solution to[ ", "Solution to [")
+            # "$ p $" is not math for every renderer (pandoc, GitHub): "$p$" is
+            cell.source = INLINE_MATH.sub(r"$\1$", cell.source)
             cell.source = cell.source.strip("\n")
     converted.cells = [c for c in converted.cells if c.source.strip()]
     converted.metadata = nbformat.from_dict({

@@ -77,6 +77,11 @@ def colab_venv():
         freeze = subprocess.run([str(python), "-m", "pip", "freeze"], check=True,
                                 capture_output=True, text=True).stdout
         frozen.write_text(freeze)
+    # Colab's pip is recent; the one venv ships may reject git+file:/// URLs
+    pip = subprocess.run([str(python), "-m", "pip", "--version"], check=True,
+                         capture_output=True, text=True).stdout.split()[1]
+    if int(pip.split(".")[0]) < 24:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "pip>=24"], check=True)
     return python
 
 
@@ -103,6 +108,10 @@ def colab_home(tmp_path):
     (stub.parent / "__init__.py").write_text("")
     (stub / "__init__.py").write_text('"""Stands in for Colab\'s module: the setup cell '
                                       'only asks whether it is imported."""\n')
+    # Colab's kernel has imported google.colab before the first cell runs
+    startup = home / ".ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-colab.py").write_text("import google.colab\n")
     return home, tmp_path / "stub"
 
 
