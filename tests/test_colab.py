@@ -13,7 +13,8 @@ FashionMNIST files lie where torchvision's download puts them in Colab
 The environment is built once (torch is large: about 1 minute from pip's
 cache here, more from the network) and reused, keyed by the package list;
 what a setup cell installed into it is removed before the next notebook.
-Set COLAB_VENV_CACHE to choose where it lives.
+Set COLAB_VENV_CACHE to choose where it lives. The executed notebooks are
+kept in _build/colab-run/.
 """
 import hashlib
 import json
@@ -185,6 +186,9 @@ def test_notebook_runs_in_a_simulated_colab(name, colab_venv, tmp_path):
                            str(content), "1" if kind == "exercise" else "0"],
                           cwd=content, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+    keep = ROOT / "_build" / "colab-run"  # the executed notebooks, for a look
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy(notebook, keep / name.replace("/", "_"))
     cells = [c for c in nbformat.read(notebook, 4).cells if c.cell_type == "code"]
     setup, probe = outputs_of(cells[0]), outputs_of(cells[-1])
     assert setup.startswith(f"Installed dropout-lab from git+file://{ROOT}"), setup
