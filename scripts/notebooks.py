@@ -17,6 +17,7 @@ The setup cell is the first code cell of every notebook, generated from the
 notebook's own imports (setup_source); the repository URL and branch come
 from _config.yml, the one place that names them.
 """
+import importlib.util
 import json
 import re
 import subprocess
@@ -182,9 +183,14 @@ def tojupyter_config(base):
 
 def run_tojupyter(out):
     """Build every page with sphinx-tojupyter into out; return out/_build/jupyter."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    if importlib.util.find_spec("sphinx_tojupyter") is None or not jb.exists():
+        sys.exit("sphinx-tojupyter or jupyter-book is missing from this Python's "
+                 "environment: run this script with .venv/bin/python after "
+                 "`make notebooks` has installed requirements.txt")
     cfg = Path(out) / "_config.yml"
     cfg.write_text(yaml.safe_dump(tojupyter_config(site_url())))
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT),
+    cmd = [str(jb), "build", str(ROOT),
            "--config", str(cfg), "--path-output", str(out),
            "--builder", "custom", "--custom-builder", "jupyter", "-W", "-n", "--keep-going"]
     done = subprocess.run(cmd, capture_output=True, text=True)
