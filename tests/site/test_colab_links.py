@@ -24,3 +24,18 @@ def test_colab_button_opens_the_converted_notebook_from_the_configured_repositor
                 f"{notebooks.branch()}/{page.as_posix()}.ipynb")
     assert re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', html) == [expected]
     assert f'href="{notebooks.repository_url()}"' in html  # the repository button: same URL
+
+
+def test_links_in_the_colab_notebooks_land_on_pages_and_anchors_of_the_site():
+    import nbformat
+    site, checked = notebooks.site_url(), 0
+    for md in notebooks.notebooks():
+        for cell in nbformat.read(md.with_suffix(".ipynb"), as_version=4).cells:
+            if cell.cell_type != "markdown":
+                continue
+            for link in re.findall(r"\]\((" + re.escape(site) + r"[^)\s]*)\)", cell.source):
+                page, _, anchor = link.removeprefix(site).partition("#")
+                html = (HTML / page).read_text()
+                assert not anchor or f'id="{anchor}"' in html, f"{md.name}: {link}"
+                checked += 1
+    assert checked > 100
