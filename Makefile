@@ -6,7 +6,7 @@ JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
 export PY
 
-.PHONY: book test data browser bench exercises student grade clean
+.PHONY: book test data browser bench exercises notebooks colab student grade clean
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -50,6 +50,16 @@ bench: data
 # Student notebooks, regenerated from the solutions.
 exercises: $(STAMP)
 	$(PY) scripts/make_student.py
+
+# Every generated notebook, in order: the student notebooks from the solutions,
+# then each page's setup cell and the .ipynb that Colab opens (sphinx-tojupyter).
+notebooks: exercises
+	$(PY) scripts/notebooks.py sync
+
+# The simulated-Colab run alone (also part of make test): a chapter page, an
+# exercise and a solution, each from its own setup cell, in a fresh environment.
+colab: data
+	$(PY) -m pytest -q tests/test_colab.py
 
 # The site without solutions, into _build/student/_build/html.
 student: data

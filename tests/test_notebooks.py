@@ -1,10 +1,14 @@
-"""Every notebook: paired .ipynb in sync, and a first code cell that sets up Colab only."""
+"""The notebooks that Colab opens: up to date, free of raw MyST, and a setup cell
+that installs only what Colab lacks, from the one repository URL in _config.yml."""
+import re
 import subprocess
 import sys
+import tomllib
 import types
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,57 +16,183 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import notebooks  # noqa: E402
 
 NOTEBOOKS = notebooks.notebooks()
+ids = lambda p: str(p.relative_to(ROOT))  # noqa: E731
 
 
-def test_pairs_and_setup_cells_are_in_sync():
+def colab_notebook(md):
+    return nbformat.read(md.with_suffix(".ipynb"), as_version=4)
+
+
+def test_setup_cells_and_colab_notebooks_are_up_to_date():
+    # converts every page again with sphinx-tojupyter and compares (about 30 s)
     problems = notebooks.problems()
     assert not problems, "\n".join(problems + ["run: python scripts/notebooks.py sync"])
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_chapter_exercise_and_solution_has_a_colab_notebook():
+    names = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS}
+    assert {n.split("/")[0] for n in names} == set(notebooks.NOTEBOOK_DIRS)
+    assert len([n for n in names if n.startswith("exercises/")]) == 10
+    assert all(p.with_suffix(".ipynb").is_file() for p in NOTEBOOKS)
+
+
+def test_the_fragment_counter_finds_each_kind_of_raw_myst():
+    text = ("(sec-x)=\n# Title\n\n```{exercise-start} A task\n:label: ex-1\n"
+            ":nonumber:\n```\nSee {ref}`sec-x` and {cite:p}`xiao2017fashion`.\n"
+            ":::{note}\nplain\n:::\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+    assert notebooks.count_fragments(nb) == {
+        "directive fence": 2, "option line": 2, "role": 2, "label line": 1}
+    # code is code: a dict literal or a slice is no fragment
+    nb.cells = [nbformat.v4.new_code_cell("d = {'a': 1}\n:x: = 2")]
+    assert sum(notebooks.count_fragments(nb).values()) == 0
+
+
+def test_the_myst_sources_are_full_of_what_the_colab_notebooks_must_not_show():
+    # what the launch buttons opened before the conversion: the jupytext twin
+    raw = sum(sum(notebooks.count_fragments(jupytext.read(p)).values()) for p in NOTEBOOKS)
+    assert raw > 200
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_colab_notebook_has_no_raw_myst(path):
+    counts = notebooks.count_fragments(colab_notebook(path))
+    assert sum(counts.values()) == 0, counts
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_colab_notebook_has_the_sources_code_cells_unchanged(path):
+    # the grader and the student see the same code cells in the .md and the .ipynb
+    source = [c.source for c in jupytext.read(path).cells if c.cell_type == "code"]
+    colab = [c for c in colab_notebook(path).cells if c.cell_type == "code"]
+    assert [c.source for c in colab] == source
+    assert all(not c.outputs for c in colab)
+    assert colab_notebook(path).metadata.kernelspec.name == "python3"
+
+
+def test_exercises_read_as_headings_and_links_go_to_the_site():
+    site = notebooks.site_url()
+    nb = colab_notebook(ROOT / "solutions" / "08_backward.md")
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## Exercise (Dropout’s backward pass by hand)" in text
+    assert re.search(r"^## Solution to \[Exercise", text, re.M)
+    # a citation in parentheses, linked to the site's bibliography
+    assert re.search(r"\(\[Xiao \*et al\.\*, 2017\]\(" + re.escape(site)
+                     + r"references\.html#id\d+\)\)", text)
+    for link in re.findall(r"\]\((http[^)\s]+)\)", text):
+        assert link.startswith(site) and "/../" not in link, link
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_first_code_cell_is_the_setup_cell(path):
-    nb = jupytext.read(path)
-    first = next(c for c in nb.cells if c.cell_type == "code")
-    assert first.source == notebooks.setup_source()
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for nb in (jupytext.read(path), colab_notebook(path)):
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        assert first.source == notebooks.setup_source(jupytext.read(path))
+    first = next(c for c in colab_notebook(path).cells if c.cell_type == "code")
+    assert first.metadata.get("cellView") == "form"  # collapsed in Colab
+    assert first.source.startswith("#@title ")
 
 
-def run_setup_cell(monkeypatch, in_colab, has_gpu):
+def test_the_repository_url_is_set_once_and_used_by_every_setup_cell():
+    url = notebooks.install_url()
+    assert url == f"git+{notebooks.repository_url()}@{notebooks.branch()}"
+    for path in NOTEBOOKS:
+        for nb in (jupytext.read(path), colab_notebook(path)):
+            text = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+            assert set(re.findall(r"git\+\S+?(?=[\"'\s])", text)) == {url}, path
+    # no other file names a repository: the launch buttons read _config.yml too
+    for path in [*ROOT.glob("scripts/*.py"), *ROOT.glob("dropout_lab/**/*.py")]:
+        assert "github.com/dropout-book" not in path.read_text(), path
+
+
+def test_every_import_is_colab_preinstalled_or_installed_by_the_setup_cell():
+    for path in NOTEBOOKS:
+        nb = jupytext.read(path)
+        for module in notebooks.imported_modules(nb):
+            assert (module in sys.stdlib_module_names or module in notebooks.COLAB_HAS
+                    or module in notebooks.INSTALLS), f"{path}: imports {module}"
+        # and nothing is installed that the notebook does not import
+        assert "d2l" not in notebooks.setup_source(nb) or "d2l" in notebooks.imported_modules(nb)
+
+
+def run_setup_cell(monkeypatch, source, in_colab=True, has_gpu=False, returncode=0,
+                   stderr=""):
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, returncode, "", stderr)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.delenv("DROPOUT_LAB_URL", raising=False)
     import torch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: has_gpu)
     if in_colab:
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    exec(notebooks.setup_source(), {})
+    exec(source, {})
     return calls
 
 
-def test_setup_cell_in_colab_installs_only_what_colab_lacks(monkeypatch, capsys):
-    calls = run_setup_cell(monkeypatch, in_colab=True, has_gpu=False)
-    repo = notebooks.repository_url()
+def setup_of(name):
+    return notebooks.setup_source(jupytext.read(ROOT / name))
+
+
+def test_setup_cell_in_colab_installs_only_the_library(monkeypatch, capsys):
+    calls = run_setup_cell(monkeypatch, setup_of("exercises/08_backward.md"))
     pip = [sys.executable, "-m", "pip", "install", "-q"]
-    assert [cmd for cmd, _ in calls] == [pip + [f"dropout-lab @ git+{repo}"],
-                                         pip + ["--no-deps", "d2l==1.0.3"]]
-    assert all(kw.get("check") for _, kw in calls)
-    assert not any("torch" in part for cmd, _ in calls for part in cmd)  # never reinstall torch
-    assert "Change runtime type" in capsys.readouterr().out
+    assert calls == [pip + [f"dropout-lab @ {notebooks.install_url()}"]]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Installed dropout-lab from {notebooks.install_url()}"
+    assert "Runtime > Change runtime type" in out[1] and len(out) == 2
 
 
 def test_setup_cell_with_a_gpu_says_nothing_about_it(monkeypatch, capsys):
-    run_setup_cell(monkeypatch, in_colab=True, has_gpu=True)
+    run_setup_cell(monkeypatch, setup_of("exercises/08_backward.md"), has_gpu=True)
     assert "GPU" not in capsys.readouterr().out
 
 
 def test_setup_cell_outside_colab_does_nothing(monkeypatch, capsys):
-    assert run_setup_cell(monkeypatch, in_colab=False, has_gpu=False) == []
+    assert run_setup_cell(monkeypatch, setup_of("chapters/from_scratch.md"),
+                          in_colab=False) == []
     assert capsys.readouterr().out == ""
 
 
-def test_library_installs_from_the_repository_without_torch():
-    # Colab installs the package from git: its metadata must not pull torch in.
-    text = (ROOT / "pyproject.toml").read_text()
-    dependencies = text.split("dependencies = [")[1].split("]")[0]
-    assert "torch" not in dependencies
+def test_setup_cell_that_cannot_install_says_why_in_one_line(monkeypatch):
+    stderr = ("  Running command git clone --filter=blob:none --quiet https://x /tmp/y\n"
+              "  fatal: repository 'https://github.com/nobody/nothing/' not found\n"
+              "  error: subprocess-exited-with-error\n"
+              "ERROR: Failed to build installable wheels for some pyproject.toml based "
+              "projects\n")
+    with pytest.raises(Exception) as failed:
+        run_setup_cell(monkeypatch, setup_of("exercises/08_backward.md"),
+                       returncode=1, stderr=stderr)
+    lines = failed.value._render_traceback_()  # what IPython shows instead of a traceback
+    assert len(lines) == 1 and lines[0].startswith("Setup failed: pip could not install")
+    assert "fatal: repository 'https://github.com/nobody/nothing/' not found" in lines[0]
+    assert "online" in lines[0]
+
+
+def test_setup_cell_installs_d2l_without_its_pins_only_where_it_is_imported(monkeypatch):
+    nb = jupytext.read(ROOT / "exercises" / "08_backward.md")
+    nb.cells.append(nbformat.v4.new_code_cell("from d2l import torch as d2l"))
+    calls = run_setup_cell(monkeypatch, notebooks.setup_source(nb))
+    assert calls[1][-2:] == ["--no-deps", "d2l==1.0.3"] and len(calls) == 2
+    nb.cells = [c for c in nb.cells if "import" not in c.source]
+    assert run_setup_cell(monkeypatch, notebooks.setup_source(nb)) == []
+
+
+def test_the_package_declares_what_it_imports_except_torch():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = {re.split(r"[<>=!~ ;\[]", d)[0].lower() for d in meta["project"]["dependencies"]}
+    assert not {"torch", "torchvision"} & declared  # keep Colab's CUDA build
+    imported = set()
+    for path in (ROOT / "dropout_lab").rglob("*.py"):
+        imported |= set(re.findall(r"^[ \t]*(?:import|from)[ \t]+(\w+)",
+                                   path.read_text(), re.M))
+    third_party = {m for m in imported if m not in sys.stdlib_module_names} - {
+        "dropout_lab", "torch", "torchvision"}
+    assert {m.lower() for m in third_party} <= declared
+    assert meta["tool"]["setuptools"]["packages"]["find"]["include"] == [
+        "dropout_lab", "dropout_lab.*"]
