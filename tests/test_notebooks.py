@@ -1,5 +1,6 @@
 """The notebooks that Colab opens: up to date, free of raw MyST, and a setup cell
 that installs only what Colab lacks, from the one repository URL in _config.yml."""
+import ast
 import re
 import subprocess
 import sys
@@ -189,8 +190,11 @@ def test_the_package_declares_what_it_imports_except_torch():
     assert not {"torch", "torchvision"} & declared  # keep Colab's CUDA build
     imported = set()
     for path in (ROOT / "dropout_lab").rglob("*.py"):
-        imported |= set(re.findall(r"^[ \t]*(?:import|from)[ \t]+(\w+)",
-                                   path.read_text(), re.M))
+        for node in ast.walk(ast.parse(path.read_text())):  # real imports, not docstrings
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
     third_party = {m for m in imported if m not in sys.stdlib_module_names} - {
         "dropout_lab", "torch", "torchvision"}
     assert {m.lower() for m in third_party} <= declared
