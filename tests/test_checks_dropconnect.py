@@ -173,7 +173,7 @@ def mc_with_graph(model, X, k):
 
 def test_mc_solution_passes(capsys):
     assert check_dropconnect_mc(mc_solution)
-    assert capsys.readouterr().out.startswith("[PASS] mc_predict:")
+    assert capsys.readouterr().out.startswith("[PASS] dropconnect_mc:")
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -187,4 +187,4 @@ def test_mc_solution_passes(capsys):
 def test_mc_wrong_answers_fail_with_their_hint(wrong, hint, capsys):
     assert not check_dropconnect_mc(wrong)
     out = capsys.readouterr().out
-    assert out.startswith("[FAIL] mc_predict:") and hint in out, out
+    assert out.startswith("[FAIL] dropconnect_mc:") and hint in out, out

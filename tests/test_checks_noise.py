@@ -125,7 +125,7 @@ def too_few_draws(noise, h, n_draws=100_000):
 def test_moments_solutions_pass(capsys):
     assert check_noise_moments(mc_moments)
     assert check_noise_moments(moments_in_a_loop)
-    assert capsys.readouterr().out.count("[PASS] mc_moments:") == 2
+    assert capsys.readouterr().out.count("[PASS] noise_moments:") == 2
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -137,7 +137,7 @@ def test_moments_solutions_pass(capsys):
 def test_moments_wrong_answers_fail_with_their_hint(wrong, hint, capsys):
     assert not check_noise_moments(wrong)
     out = capsys.readouterr().out
-    assert out.startswith("[FAIL] mc_moments:") and hint in out, out
+    assert out.startswith("[FAIL] noise_moments:") and hint in out, out
 
 
 # ---------------------------------------------------------------- noise_unbiased

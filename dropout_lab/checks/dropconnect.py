@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .report import call_tensor, report
+from .engine import call_tensor, report, check
 
 __all__ = ["check_dropconnect_linear", "check_dropconnect_mc"]
 
@@ -52,6 +52,7 @@ def _mask_from_identity(fn, W, b, p, calls):
     return torch.cat(ratios)
 
 
+@check
 def check_dropconnect_linear(fn):
     """Check fn(X, W, b, p) -> X (W * M)^T / (1-p) + b, one mask M of W's shape per call.
 
@@ -223,6 +224,7 @@ class _TwoWay(nn.Module):
         return self.scale * torch.log(probs)
 
 
+@check
 def check_dropconnect_mc(fn):
     """Check fn(model, X, k) -> (N, classes) class probabilities averaged over k
     stochastic passes (noise on), computed without a graph, model's mode restored.

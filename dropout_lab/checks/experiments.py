@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..sweep import DEFAULTS
-from .report import call_student, report
+from .engine import call_student, report, check
 
 __all__ = ["check_mc_predict", "check_entropy", "check_selective_accuracy",
            "check_size_settings", "check_dropout_gain",
@@ -150,6 +150,7 @@ def _call_seeded(name, fn, seed, *args):
         torch.set_num_threads(threads)
 
 
+@check
 def check_mc_predict(fn):
     """fn(model, X, k) -> (N, C) mean of the softmax outputs of k passes, with the
     nn.Dropout modules in train mode, everything else in eval mode, and the model's
@@ -246,6 +247,7 @@ def _entropy_inputs():
     return torch.cat([rows, random])
 
 
+@check
 def check_entropy(fn):
     """fn(probs) -> entropy in nats of each row, shape (N,), 0 for one-hot rows."""
     name = "entropy"
@@ -307,6 +309,7 @@ def _selective_inputs():
     return uncertainty, correct
 
 
+@check
 def check_selective_accuracy(fn):
     """fn(uncertainty, correct, coverage) -> accuracy on the `coverage` fraction of
     the images with the LOWEST uncertainty (a float between 0 and 1)."""
@@ -377,6 +380,7 @@ def _settings_problem(settings, what):
     return None
 
 
+@check
 def check_size_settings(settings, sizes, epochs=None):
     """settings: dl.sweep dicts, for every size in `sizes` one net without dropout
     (0.0, 0.0) and one with (0.5, 0.5), n_train = size; the two nets of one size
@@ -466,6 +470,7 @@ def _synthetic_sizes():
     return pd.DataFrame(rows)
 
 
+@check
 def check_dropout_gain(fn):
     """fn(final, value) -> DataFrame indexed by n_train (increasing), columns mean and
     std: over seeds, the paired difference value(with dropout) - value(without)."""
@@ -514,6 +519,7 @@ def check_dropout_gain(fn):
 # Exercise 10: width grid and the n/q rule
 # ---------------------------------------------------------------------------
 
+@check
 def check_width_settings(settings, widths, rates):
     """settings: dl.sweep dicts, one per (width, rate): hidden=(w, w), dropout=(p, p),
     each pair once, identical otherwise."""
@@ -582,6 +588,7 @@ def _synthetic_widths():
     return pd.DataFrame(rows)
 
 
+@check
 def check_nq_gain(fn):
     """fn(final, n, q) -> Series indexed by seed: test_acc at width round(n/q) with
     drop probability 1 - q, minus test_acc at width n without dropout."""

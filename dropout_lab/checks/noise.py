@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from .report import call_student, call_tensor, report
+from .engine import call_student, call_tensor, report, check
 
 __all__ = ["check_gaussian_dropout", "check_noise_moments", "check_noise_unbiased"]
 
@@ -35,6 +35,7 @@ def _variance_hint(ratio, p):
     return f"Var[output]/h² = {ratio:.3f} at p = {p}; dropout's is p/(1-p) = {right:.3f}"
 
 
+@check
 def check_gaussian_dropout(fn):
     """Check fn(h, p) -> h·(1 + sqrt(p/(1-p))·eps), one eps ~ N(0,1) per element.
 
@@ -109,6 +110,7 @@ def _dropout(h, p=0.5):
     return h * (torch.rand_like(h) >= p) / (1 - p)
 
 
+@check
 def check_noise_moments(fn):
     """Check fn(noise, h, n_draws) -> (mean, se, var): per element of h, the mean of
     n_draws independent draws of noise(h), its standard error, and their variance.
@@ -172,6 +174,7 @@ def check_noise_moments(fn):
                   f"{n} independent draws match inverted dropout's h and h² (p = 0.5)")
 
 
+@check
 def check_noise_unbiased(fn, p=0.5, n=50_000):
     """Run a noise scheme fn(h, p) and say whether it is unbiased, E[fn(h, p)] = h.
 

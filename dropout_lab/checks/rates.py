@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .report import call_student, report
+from .engine import call_student, report, check
 
 __all__ = ["check_rate_grid", "check_paired_differences", "check_marginal_means",
            "check_overfitting_onset", "check_epochs_to_reach"]
@@ -64,6 +64,7 @@ def _grid_pairs(settings):
     return pairs, None
 
 
+@check
 def check_rate_grid(settings, rates):
     """settings: the list of dl.sweep dicts; it must hold every (p1, p2) with p1 and
     p2 from `rates` (drop probabilities), both orders, each once, and otherwise
@@ -147,6 +148,7 @@ def _synthetic_final():
     return pd.DataFrame(rows)
 
 
+@check
 def check_paired_differences(fn):
     """fn(final, first, second) -> Series indexed by seed: acc(first) - acc(second)."""
     name = "paired differences"
@@ -188,6 +190,7 @@ def check_paired_differences(fn):
     return report(name, True, "one difference per seed, matched by seed")
 
 
+@check
 def check_marginal_means(fn):
     """fn(final, column) -> DataFrame indexed by the rates of `column`, columns mean and
     std: per seed average over the other rate, then mean and std over seeds."""
@@ -265,6 +268,7 @@ def _as_int(value):
     return None
 
 
+@check
 def check_overfitting_onset(fn):
     """fn(history) -> the epoch (1, 2, ...) where the test loss is smallest."""
     name = "overfitting onset"
@@ -317,6 +321,7 @@ def _curve(values, offset=0):
                         index=np.arange(offset, offset + len(values)))
 
 
+@check
 def check_epochs_to_reach(fn):
     """fn(curve, target) -> the first epoch with test_acc >= target, or None."""
     name = "epochs to reach"

@@ -17,7 +17,7 @@ import torch
 
 from ..sweep import DEFAULTS
 from ..training import make_mlp
-from .report import call_student, report
+from .engine import call_student, report, check
 
 __all__ = ["check_variance_prediction", "check_collect_activations", "check_wd_grid",
            "check_interaction"]
@@ -62,6 +62,7 @@ def _prediction_mistakes(h, p):
     ]
 
 
+@check
 def check_variance_prediction(fn):
     """fn(h, p) -> a (units,) tensor: Var[h] + p/(1-p)·E[h²] per unit, over examples."""
     name = "check_variance_prediction"
@@ -163,6 +164,7 @@ def _check_pairs(name, pairs, n_layers, X):
     return None
 
 
+@check
 def check_collect_activations(fn):
     """fn(model, X, train) -> [(h, h_dropped), ...] per hidden layer, via forward hooks."""
     name = "check_collect_activations"
@@ -233,6 +235,7 @@ def _fmt(values):
     return "{" + ", ".join(f"{v:g}" for v in values) + "}"
 
 
+@check
 def check_wd_grid(settings, wds, ps):
     """settings: a list of dl.sweep dicts, one per (weight decay, p) pair of the grid
     wds × ps, with dropout=(p, p); everything else the same in all settings."""
@@ -329,6 +332,7 @@ def synthetic_final(seed=0):
     return pd.DataFrame([rows[i] for i in order])
 
 
+@check
 def check_interaction(fn):
     """fn(final) -> one row per (weight_decay > 0, p1 > 0, seed) with INTERACTION_COLUMNS."""
     name = "check_interaction"
