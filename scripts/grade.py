@@ -60,7 +60,7 @@ import make_student  # noqa: E402
 MIME = "application/vnd.dropout-lab.result+json"  # dropout_lab.checks.engine.MIME
 CHECK_CALL = re.compile(r"\bchecks\.check_(\w+)\s*\(\s*([A-Za-z_]\w*)?")
 # Code a submission has no business running: reported for the instructor to read.
-SUSPICIOUS = re.compile(r"dropout_lab\.checks|\bchecks\.(?!check_)\w+|sys\.modules|"
+SUSPICIOUS = re.compile(r"dropout_lab\.checks|\bchecks\b(?!\.check_\w+\()|sys\.modules|"
                         r"get_ipython|IPython|builtins|importlib|setprofile|settrace|"
                         r"\bsignal\b|vnd\.dropout-lab|display_pub")
 NOTEBOOK_SUFFIXES = (".ipynb", ".md")

@@ -183,14 +183,20 @@ RUNAWAY = {
 
 
 def test_runaway_notebooks_are_killed_and_reported(tmp_path):
-    for name, loop in RUNAWAY.items():
+    """Two endless loops (one deaf to Ctrl-C) are killed; a memory hog gets a MemoryError."""
+    for name, extra in {**RUNAWAY, "hog": "hog = bytearray(4 * 2 ** 30)\n"}.items():
         cells = replace_code(cells_of(SOLUTION), "def numerical_gradient",
-                             solution_cell("def numerical_gradient").source + "\n\n" + loop)
+                             solution_cell("def numerical_gradient").source + "\n\n" + extra)
         nbformat.write(notebook(cells), tmp_path / f"{name}_08_backward.ipynb")
     out = tmp_path / "grades.json"
-    result = run_grader(str(tmp_path), "--timeout", "40", "--json", str(out))
+    result = run_grader(str(tmp_path), "--timeout", "40", "--memory", "3000", "--json", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
-    for report in json.loads(out.read_text()):
+    reports = {r["student"]: r for r in json.loads(out.read_text())}
+    hog = reports.pop("hog")
+    assert hog["stopped"] is None and hog["passed"] == 7, hog
+    assert any("MemoryError" in error for error in hog["errors"]), hog
+    assert sorted(reports) == sorted(RUNAWAY)
+    for report in reports.values():
         assert "ran past --timeout 40 s and was killed" in report["stopped"], report
         passed = [c["name"] for c in report["checks"] if c["passed"]]
         assert passed == CHECKS[:3], report   # the checks before the loop still count
