@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from dropout_lab.checks.dropconnect import check_dropconnect_linear, check_dropconnect_mc
+from dropout_lab.checks.ex05_dropconnect import (check_dropconnect_linear,
+                                                 check_dropconnect_mc)
 
 
 # ----------------------------------------------------------- dropconnect_linear

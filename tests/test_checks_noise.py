@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from dropout_lab.checks.noise import (check_gaussian_dropout, check_noise_moments,
-                                      check_noise_unbiased)
+from dropout_lab.checks.ex06_noise_schemes import (check_gaussian_dropout,
+                                                   check_noise_moments, check_noise_unbiased)
 
 
 # ------------------------------------------------------------- gaussian_dropout

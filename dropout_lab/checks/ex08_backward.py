@@ -8,9 +8,10 @@ statistics of the mask) catch the rest. tests/test_checks_tables.py walks the
 tables. REFERENCES are what the grader runs in place of a failed function, so
 that one bug costs only the checks of that bug. The random draws happen inside
 `torch.random.fork_rng` with fixed seeds, so a check gives the same verdict
-every time and leaves the student's random state alone. Statistical bounds are 8 standard errors wide:
-a correct answer fails one of them with probability below 1e-14 whatever the
-seed, while the classic wrong answers miss them by hundreds of standard errors.
+every time and leaves the student's random state alone. Statistical bounds are
+8 standard errors wide: a correct answer fails one of them with probability
+below 1e-14 whatever the seed, while the classic wrong answers miss them by
+hundreds of standard errors.
 """
 import math
 

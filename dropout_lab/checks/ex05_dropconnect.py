@@ -29,7 +29,8 @@ def _close(a, b, tol):
 
 def _identical_rows_hint(out, b, p):
     """Why the rows of the output differ for identical input rows."""
-    zeros = ((out == 0) | torch.isclose(out, b.expand_as(out), rtol=0, atol=1e-6)).double().mean().item()
+    bias_only = torch.isclose(out, b.expand_as(out), rtol=0, atol=1e-6)
+    zeros = ((out == 0) | bias_only).double().mean().item()
     if zeros > p / 2:
         return (f"{zeros:.0%} of the outputs are exactly 0 (or b): the mask has the OUTPUT's "
                 "shape, i.e. you dropped activations (that is dropout after the layer). "
@@ -64,7 +65,8 @@ def check_dropconnect_linear(fn):
     name = "dropconnect_linear"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        W = torch.empty(30, 20).uniform_(0.5, 1.5) * torch.where(torch.rand(30, 20) < 0.5, -1.0, 1.0)
+        signs = torch.where(torch.rand(30, 20) < 0.5, -1.0, 1.0)
+        W = torch.empty(30, 20).uniform_(0.5, 1.5) * signs
         b = torch.linspace(-1, 1, 30)
         X = torch.rand(8, 20)
 
@@ -116,7 +118,8 @@ def check_dropconnect_linear(fn):
         sd = math.sqrt(p * (1 - p) / ratios.numel())
         values = torch.tensor([1 / (1 - p), 1.0, 1 / p, 1 - p], dtype=kept.dtype)
         nearest = (kept[:, None] - values).abs().argmin(1) if kept.numel() else kept.long()
-        clean = kept.numel() and ((kept - values[nearest]).abs() < 1e-4).double().mean().item() > 0.99
+        on_grid = ((kept - values[nearest]).abs() < 1e-4).double().mean().item()
+        clean = kept.numel() and on_grid > 0.99
         if kept.numel() and not clean:
             return report(name, False, "the effective weights are W times values other than 0 "
                           "and 1/(1-p) (e.g. "
