@@ -8,7 +8,7 @@ checks are re-exported here. MISTAKES maps a check's name to its table of known
 mistakes (tests/test_checks_tables.py walks them), REFERENCES a check's name to the
 reference function that the grader uses in place of a student's failed one.
 """
-from . import ex06_noise_schemes, ex08_backward
+from . import ex05_dropconnect, ex06_noise_schemes, ex08_backward
 from .engine import Result, call_student, report  # noqa: F401
 from .ex01_swap_rates import *          # noqa: F401,F403
 from .ex02_more_epochs import *         # noqa: F401,F403
@@ -22,5 +22,7 @@ from .ex09_training_set_size import *   # noqa: F401,F403
 from .ex10_width import *               # noqa: F401,F403
 
 # check name -> known mistakes; -> reference function
-MISTAKES = {**ex06_noise_schemes.MISTAKES, **ex08_backward.MISTAKES}
-REFERENCES = {**ex06_noise_schemes.REFERENCES, **ex08_backward.REFERENCES}
+MISTAKES = {**ex05_dropconnect.MISTAKES, **ex06_noise_schemes.MISTAKES,
+            **ex08_backward.MISTAKES}
+REFERENCES = {**ex05_dropconnect.REFERENCES, **ex06_noise_schemes.REFERENCES,
+              **ex08_backward.REFERENCES}

@@ -12,8 +12,9 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from .engine import call_tensor, report, check
+from .engine import Mistake, call_tensor, check, report
 
 __all__ = ["check_dropconnect_linear", "check_dropconnect_mc"]
 
@@ -276,3 +277,165 @@ def check_dropconnect_mc(fn):
                       f"passes, not k = {k}: average over exactly k stochastic passes")
     return report(name, True, f"probabilities averaged over k = {k} noisy passes "
                   f"(spread fits {passes:.0f}), no graph kept, eval mode restored")
+
+
+# ---------------------------------------------------------------------------
+# The references and the known mistakes (found by the checks' properties;
+# tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+def dropconnect_linear(X, W, b, p):
+    """The reference: one 0/1 mask of W's shape for the batch, scaled by 1/(1-p)."""
+    if p == 1:
+        return F.linear(X, W * 0, b)
+    mask = (torch.rand_like(W) >= p).to(W.dtype)
+    return F.linear(X, W * mask / (1 - p), b)
+
+
+def activation_mask(X, W, b, p):
+    out = F.linear(X, W, b)
+    return out * (torch.rand_like(out) >= p) / (1 - p)
+
+
+def activation_mask_before_bias(X, W, b, p):
+    out = X @ W.T
+    return out * (torch.rand_like(out) >= p) / (1 - p) + b
+
+
+def input_mask(X, W, b, p):
+    return F.linear(X * (torch.rand_like(X) >= p) / (1 - p), W, b)
+
+
+def per_example_mask(X, W, b, p):
+    masks = torch.rand(len(X), *W.shape, dtype=W.dtype) >= p
+    return torch.einsum("bi,boi->bo", X, W * masks) / (1 - p) + b
+
+
+def no_scaling(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p), b)
+
+
+def times_keep(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p) * (1 - p), b)
+
+
+def randn_threshold(X, W, b, p):
+    return F.linear(X, W * (torch.randn_like(W) >= p) / (1 - p), b)
+
+
+def randn_values(X, W, b, p):
+    return F.linear(X, W * torch.randn_like(W), b)
+
+
+def keep_drop_swapped(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) < p) / (1 - p), b)
+
+
+def scaled_by_one_over_p(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p) / p, b) if p > 0 else F.linear(X, W, b)
+
+
+def bias_masked(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p) / (1 - p), b * (torch.rand_like(b) >= p))
+
+
+def in_place(X, W, b, p):
+    with torch.no_grad():
+        W *= (torch.rand_like(W) >= p) / (1 - p) if p < 1 else 0
+    return F.linear(X, W, b)
+
+
+def through_data(X, W, b, p):
+    return F.linear(X, W.data * (torch.rand_like(W) >= p) / (1 - p), b)
+
+
+def nan_at_one(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p) / (1 - p), b)
+
+
+def cpu_mask(X, W, b, p):
+    if p == 1:
+        return F.linear(X, W * 0, b)
+    return F.linear(X, W * (torch.rand(W.shape) >= p) / (1 - p), b)
+
+
+def todo(X, W, b, p):
+    raise NotImplementedError("TODO: draw a 0/1 mask of W's shape")
+
+
+LINEAR_MISTAKES = [
+    Mistake(activation_mask, "OUTPUT's shape"),
+    Mistake(activation_mask_before_bias, "OUTPUT's shape"),
+    Mistake(input_mask, "identical input rows gave different output rows"),
+    Mistake(per_example_mask, "one mask per example"),
+    Mistake(no_scaling, "not scaled"),
+    Mistake(times_keep, "multiplied by (1-p)"),
+    Mistake(randn_threshold, "torch.randn"),
+    Mistake(randn_values, "values other than 0"),
+    Mistake(keep_drop_swapped, "keep and drop are swapped"),
+    Mistake(scaled_by_one_over_p, "scaled by 1/p"),
+    Mistake(bias_masked, "not the bias"),
+    Mistake(in_place, "in place"),
+    Mistake(through_data, "no gradient reaches W"),
+    Mistake(nan_at_one, "p = 1 must give b"),
+    Mistake(cpu_mask, "on the CPU"),
+    Mistake(todo, "not implemented yet"),
+]
+
+
+def mc_predict(model, X, k):
+    """The reference: the mean of k softmax outputs with the noise on, mode restored."""
+    was_training = model.training
+    model.train()
+    with torch.no_grad():
+        probs = sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
+    model.train(was_training)
+    return probs
+
+
+def mc_eval_mode(model, X, k):
+    model.eval()
+    with torch.no_grad():
+        return sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
+
+
+def mc_logits(model, X, k):
+    model.train()
+    with torch.no_grad():
+        logits = sum(model(X) for _ in range(k)) / k
+    model.eval()
+    return logits
+
+
+def mc_softmax_of_mean_logits(model, X, k):
+    return F.softmax(mc_logits(model, X, k), dim=1)
+
+
+def mc_one_pass(model, X, k):
+    return mc_predict(model, X, 1)
+
+
+def mc_left_training(model, X, k):
+    model.train()
+    with torch.no_grad():
+        return sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
+
+
+def mc_with_graph(model, X, k):
+    model.train()
+    probs = sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
+    model.eval()
+    return probs
+
+
+MC_MISTAKES = [
+    Mistake(mc_eval_mode, "the noise was off"),
+    Mistake(mc_logits, "not probabilities"),
+    Mistake(mc_softmax_of_mean_logits, "geometric mean"),
+    Mistake(mc_one_pass, "passes, not k"),
+    Mistake(mc_left_training, "left the model in train mode"),
+    Mistake(mc_with_graph, "torch.no_grad()"),
+]
+
+MISTAKES = {"dropconnect_linear": LINEAR_MISTAKES, "dropconnect_mc": MC_MISTAKES}
+REFERENCES = {"dropconnect_linear": dropconnect_linear, "dropconnect_mc": mc_predict}
