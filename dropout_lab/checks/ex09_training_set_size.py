@@ -3,13 +3,8 @@
 Tables whose rows are not in seed order and whose seeds differ a lot, so that
 only a paired, seed-by-seed difference has the right spread.
 
-Functions are checked on small inputs built so that each classic mistake gives
-a different answer from the right one. `p` is always the DROP probability;
-Srivastava et al. (2014) write the keep probability q = 1 - p. Checks that draw
-random numbers run under their own seed (torch.random.fork_rng).
-
-Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns a Result (engine.py).
+`p` is always the DROP probability. Every check prints one line and returns
+a Result (engine.py); none draws random numbers.
 """
 import itertools
 import math

@@ -1,12 +1,6 @@
-"""Exercise 10 (network width): its checks.
-
-Functions are checked on small inputs built so that each classic mistake gives
-a different answer from the right one. `p` is always the DROP probability;
-Srivastava et al. (2014) write the keep probability q = 1 - p. Checks that draw
-random numbers run under their own seed (torch.random.fork_rng).
-
-Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns a Result (engine.py).
+"""Exercise 10 (network width): its checks, checked on synthetic tables of settings
+and results like those of exercise 9 (whose settings helper they share). n is
+the width, q = 1 - p the keep probability of Srivastava et al. (2014).
 """
 import math
 import numbers
