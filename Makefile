@@ -6,7 +6,7 @@ JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
 export PY
 
-.PHONY: book test data browser bench exercises notebooks colab student grade clean
+.PHONY: book test data browser bench exercises notebooks colab student grade check clean
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -67,10 +67,21 @@ student: data
 	$(PY) scripts/make_student.py --student-toc _build/_toc_student.yml
 	$(JB) build --all . --toc _build/_toc_student.yml --path-output _build/student -W -n --keep-going
 
-# make grade NB=exercises/08_backward.md [JSON=grade.json]
+# make grade NB="alice_08_backward.ipynb bob.ipynb" or NB=submissions/ (a folder), and
+#   CSV=grades.csv FEEDBACK=feedback/ JSON=grades.json TIMEOUT=1200 (s per notebook)
+#   MEMORY=8000 (MB per kernel) THREADS=2 EXERCISE=08 (when the file names do not say)
+GRADE_OPTIONS = $(if $(EXERCISE),--exercise $(EXERCISE)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+	$(if $(MEMORY),--memory $(MEMORY)) $(if $(THREADS),--threads $(THREADS)) \
+	$(if $(JSON),--json $(JSON)) $(if $(CSV),--csv $(CSV)) $(if $(FEEDBACK),--feedback $(FEEDBACK))
 grade: data
-	@test -n "$(NB)" || { echo "usage: make grade NB=path/to/notebook.md|ipynb"; exit 2; }
-	$(PY) scripts/grade.py $(NB) $(if $(JSON),--json $(JSON))
+	@test -n "$(NB)" || { echo "usage: make grade NB=notebook.ipynb|folder [CSV=..] [FEEDBACK=..]" \
+	  "[JSON=..] [TIMEOUT=s] [MEMORY=MB] [THREADS=n] [EXERCISE=NN]"; exit 2; }
+	$(PY) scripts/grade.py $(NB) $(GRADE_OPTIONS)
+
+# The quick tests: no book build, no browser (make test is what CI runs).
+check: data
+	$(PY) scripts/make_student.py --check
+	$(PY) -m pytest -q --ignore=tests/site
 
 clean:
 	rm -rf _build

@@ -24,6 +24,10 @@ The solution notebook is the one source. Its markers (see the exercise format):
   or, with a replacement on the BEGIN line, `table = None  # TODO: text ...`.
   Only the HINT lines of a block survive.
 
+* A code cell tagged `hidden-check` (give it `remove-cell` too, to keep it out
+  of the book) is left out of the student notebook: it holds checks that only
+  scripts/grade.py runs.
+
 * Prose: everything from a `{solution-start}` directive through the matching
   `{solution-end}` directive, markdown and code cells alike, becomes one
   markdown cell "**Your answer.** ...". So does a one-piece `{solution}`
@@ -46,6 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 LABEL_SUFFIX = "-student"
+HIDDEN_TAG = "hidden-check"   # a solution cell with this tag runs only in the grader
+ANSWER_KEY = "answer"         # in the grader's template: this code cell is the student's
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\b\s*(?::\s*(?P<replacement>.*?))?\s*$")
 END = re.compile(r"^[ \t]*#\s*END SOLUTION\b\s*$")
@@ -182,21 +188,29 @@ def new_markdown(text, metadata=None):
     return cell
 
 
-def transform(nb, source_name):
-    """Return (student notebook, secret lines, public text) for a solution notebook."""
+def transform(nb, source_name, for_grader=False):
+    """Return (student notebook, secret lines, public text) for a solution notebook.
+
+    for_grader: keep the hidden check cells, and mark each code cell that holds
+    the student's answer with metadata {ANSWER_KEY: True} (the grader's template).
+    """
     cells, secret, public = [], [], []
     in_solution, start_cell = False, None
     for index, cell in enumerate(nb.cells, 1):
         where = f"{source_name}, cell {index}"
         if cell.cell_type == "code":
-            if in_solution:
+            hidden = HIDDEN_TAG in cell.metadata.get("tags", [])
+            if in_solution or (hidden and not for_grader):
                 secret.extend(cell.source.split("\n"))
                 continue
             source, code_secret, hints = transform_code(cell.source, where)
             secret.extend(code_secret)
             public.append(source)
             public.extend(hints)
-            cells.append(nbformat.v4.new_code_cell(source, metadata=dict(cell.metadata)))
+            metadata = dict(cell.metadata)
+            if for_grader and source != cell.source:
+                metadata[ANSWER_KEY] = True
+            cells.append(nbformat.v4.new_code_cell(source, metadata=metadata))
             continue
         if cell.cell_type != "markdown":  # raw cells: copied
             public.append(cell.source)
@@ -280,6 +294,13 @@ def student_text(solution_path):
     out = jupytext.writes(student, fmt="md:myst")
     out = header_of(text) + out[len(header_of(out)):]
     return out, secret, public
+
+
+def grader_template(solution_path):
+    """The student notebook as the grader runs it: hidden check cells kept, answers marked."""
+    solution_path = Path(solution_path)
+    nb = jupytext.reads(solution_path.read_text(), fmt="md:myst")
+    return transform(nb, display_path(solution_path), for_grader=True)[0]
 
 
 def display_path(path):

@@ -7,15 +7,11 @@ import pandas as pd
 import pytest
 
 from dropout_lab import checks
-from dropout_lab.checks import rates
 
 RATES = [0.0, 0.2, 0.5, 0.7]
 COMMON = {"epochs": 10, "n_train": 5000}
 
 
-def test_checks_are_exported():
-    for name in rates.__all__:
-        assert getattr(checks, name) is getattr(rates, name)
 
 
 # --- the solutions, as written in the notebooks --------------------------------

@@ -7,21 +7,22 @@ import pandas as pd
 import pytest
 import torch
 
-from dropout_lab.checks import variance as v
+from dropout_lab.checks import ex03_activation_variance as ex03
+from dropout_lab.checks import ex04_weight_decay as ex04
 
 
 # ------------------------------------------------------------ exercise 3: formula
 
 
 def test_variance_prediction_passes_on_the_reference(verdict):
-    passed, line = verdict(v.check_variance_prediction, v.reference_variance_prediction)
+    passed, line = verdict(ex03.check_variance_prediction, ex03.reference_variance_prediction)
     assert passed, line
 
 
 def test_variance_prediction_accepts_the_unbiased_variance(verdict):
     def unbiased(h, p):
         return h.var(0) + p / (1 - p) * (h ** 2).mean(0)
-    assert verdict(v.check_variance_prediction, unbiased)[0]
+    assert verdict(ex03.check_variance_prediction, unbiased)[0]
 
 
 def not_implemented(*args):
@@ -55,7 +56,7 @@ WRONG_PREDICTIONS = {
 @pytest.mark.parametrize("mistake", WRONG_PREDICTIONS)
 def test_variance_prediction_fails_with_a_hint(mistake, verdict):
     fn, hint = WRONG_PREDICTIONS[mistake]
-    passed, line = verdict(v.check_variance_prediction, fn)
+    passed, line = verdict(ex03.check_variance_prediction, fn)
     assert not passed
     assert hint in line, line
 
@@ -64,7 +65,7 @@ def test_variance_prediction_fails_with_a_hint(mistake, verdict):
 
 
 def test_collect_activations_passes_on_the_reference(verdict):
-    passed, line = verdict(v.check_collect_activations, v.reference_collect_activations)
+    passed, line = verdict(ex03.check_collect_activations, ex03.reference_collect_activations)
     assert passed, line
 
 
@@ -121,7 +122,7 @@ WRONG_COLLECTORS = {
 def test_collect_activations_fails_with_a_hint(mistake, verdict):
     GLOBAL_STORE.clear()
     fn, hint = WRONG_COLLECTORS[mistake]
-    passed, line = verdict(v.check_collect_activations, fn)
+    passed, line = verdict(ex03.check_collect_activations, fn)
     assert not passed
     assert hint in line, line
 
@@ -137,7 +138,7 @@ def grid(**extra):
 
 
 def test_wd_grid_passes_on_the_solution(verdict):
-    passed, line = verdict(v.check_wd_grid, grid(n_train=10000, epochs=10), WDS, PS)
+    passed, line = verdict(ex04.check_wd_grid, grid(n_train=10000, epochs=10), WDS, PS)
     assert passed, line
     assert "12 settings" in line
 
@@ -163,7 +164,7 @@ WRONG_GRIDS = {
 @pytest.mark.parametrize("mistake", WRONG_GRIDS)
 def test_wd_grid_fails_with_a_hint(mistake, verdict):
     settings, hint = WRONG_GRIDS[mistake]
-    passed, line = verdict(v.check_wd_grid, settings, WDS, PS)
+    passed, line = verdict(ex04.check_wd_grid, settings, WDS, PS)
     assert not passed
     assert hint in line, line
 
@@ -172,13 +173,13 @@ def test_wd_grid_fails_with_a_hint(mistake, verdict):
 
 
 def test_interaction_passes_on_the_reference(verdict):
-    passed, line = verdict(v.check_interaction, v.reference_interaction)
+    passed, line = verdict(ex04.check_interaction, ex04.reference_interaction)
     assert passed, line
 
 
 def test_reference_interaction_recovers_a_known_interaction():
-    final = v.synthetic_final()
-    out = v.reference_interaction(final)
+    final = ex04.synthetic_final()
+    out = ex04.reference_interaction(final)
     mean = out.groupby(["weight_decay", "p1"]).interaction.mean()
     # the synthetic table has interaction -2·wd·p plus per-model noise of std 0.002
     for (wd, p), value in mean.items():
@@ -186,7 +187,7 @@ def test_reference_interaction_recovers_a_known_interaction():
 
 
 def unpaired(final):
-    out = v.reference_interaction(final)
+    out = ex04.reference_interaction(final)
     base = final[(final.weight_decay == 0) & (final.p1 == 0)].test_acc.mean()
     acc = final.set_index(["weight_decay", "p1", "seed"]).test_acc
     for i, r in out.iterrows():
@@ -200,7 +201,7 @@ def unpaired(final):
 
 def edit(**changes):
     def fn(final):
-        out = v.reference_interaction(final)
+        out = ex04.reference_interaction(final)
         for col, f in changes.items():
             out[col] = f(out)
         return out
@@ -208,14 +209,14 @@ def edit(**changes):
 
 
 def with_zero_rows(final):
-    out = v.reference_interaction(final)
+    out = ex04.reference_interaction(final)
     extra = final[(final.weight_decay == 0) | (final.p1 == 0)][["weight_decay", "p1", "seed"]]
     extra = extra.assign(gain_wd=0.0, gain_p=0.0, gain_both=0.0, interaction=0.0)
     return pd.concat([out, extra], ignore_index=True)
 
 
 def raw_accuracy(final):
-    out = v.reference_interaction(final)
+    out = ex04.reference_interaction(final)
     acc = final.set_index(["weight_decay", "p1", "seed"]).test_acc
     out["gain_both"] = [acc[k] for k in zip(out.weight_decay, out.p1, out.seed)]
     out["interaction"] = out.gain_both - out.gain_wd - out.gain_p
@@ -224,7 +225,7 @@ def raw_accuracy(final):
 
 def mutating(final):
     final["test_acc"] = final["test_acc"].round(2)
-    return v.reference_interaction(final)
+    return ex04.reference_interaction(final)
 
 
 WRONG_INTERACTIONS = {
@@ -234,10 +235,10 @@ WRONG_INTERACTIONS = {
     "unpaired": (unpaired, "SAME seed"),
     "raw accuracy": (raw_accuracy, "accuracy itself"),
     "zero rows": (with_zero_rows, "leave out"),
-    "no seed": (lambda f: v.reference_interaction(f).groupby(["weight_decay", "p1"],
+    "no seed": (lambda f: ex04.reference_interaction(f).groupby(["weight_decay", "p1"],
                                                               as_index=False).mean()
                 .drop(columns="seed"), "per seed"),
-    "not a frame": (lambda f: v.reference_interaction(f).to_dict(), "DataFrame"),
+    "not a frame": (lambda f: ex04.reference_interaction(f).to_dict(), "DataFrame"),
     "mutates": (mutating, "changed the table"),
     "todo": (not_implemented, "not implemented yet"),
 }
@@ -246,12 +247,8 @@ WRONG_INTERACTIONS = {
 @pytest.mark.parametrize("mistake", WRONG_INTERACTIONS)
 def test_interaction_fails_with_a_hint(mistake, verdict):
     fn, hint = WRONG_INTERACTIONS[mistake]
-    passed, line = verdict(v.check_interaction, fn)
+    passed, line = verdict(ex04.check_interaction, fn)
     assert not passed
     assert hint in line, line
 
 
-def test_checks_are_exported():
-    from dropout_lab import checks
-    for name in v.__all__:
-        assert getattr(checks, name) is getattr(v, name)

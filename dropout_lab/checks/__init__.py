@@ -1,13 +1,28 @@
 """Automatic checks that the exercise notebooks call after each TODO.
 
 Each check prints one line, `[PASS] name: ...` or `[FAIL] name: specific hint`,
-and returns True or False; none raises on a wrong answer. scripts/grade.py
-counts these lines. One module per exercise topic; all are re-exported here.
+and returns a Result(name, passed, message); none raises on a wrong answer.
+scripts/grade.py collects the Results through engine.publish, not the printed
+lines. One module per exercise, exNN_name.py, named after its notebook; all
+checks are re-exported here. MISTAKES maps a check's name to its table of known
+mistakes (tests/test_checks_tables.py walks them), REFERENCES a check's name to the
+reference function that the grader uses in place of a student's failed one.
 """
-from .report import call_student, report
-from .layers import *        # exercises 3 and 8: dropout_layer, forward/backward
-from .rates import *         # exercises 1 and 2: rate grids, epochs
-from .variance import *      # exercises 3 and 4: activation variance, weight decay
-from .dropconnect import *   # exercise 5
-from .noise import *         # exercise 6
-from .experiments import *   # exercises 7, 9, 10
+from . import ex05_dropconnect, ex06_noise_schemes, ex08_backward
+from .engine import Result, call_student, report  # noqa: F401
+from .ex01_swap_rates import *          # noqa: F401,F403
+from .ex02_more_epochs import *         # noqa: F401,F403
+from .ex03_activation_variance import *  # noqa: F401,F403
+from .ex04_weight_decay import *        # noqa: F401,F403
+from .ex05_dropconnect import *         # noqa: F401,F403
+from .ex06_noise_schemes import *       # noqa: F401,F403
+from .ex07_test_time_dropout import *   # noqa: F401,F403
+from .ex08_backward import *            # noqa: F401,F403
+from .ex09_training_set_size import *   # noqa: F401,F403
+from .ex10_width import *               # noqa: F401,F403
+
+# check name -> known mistakes; -> reference function
+MISTAKES = {**ex05_dropconnect.MISTAKES, **ex06_noise_schemes.MISTAKES,
+            **ex08_backward.MISTAKES}
+REFERENCES = {**ex05_dropconnect.REFERENCES, **ex06_noise_schemes.REFERENCES,
+              **ex08_backward.REFERENCES}

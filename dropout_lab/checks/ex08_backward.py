@@ -1,23 +1,30 @@
-"""Checks for dropout as a layer: the forward pass, its backward pass, a small MLP.
+"""Exercise 8 (dropout's backward pass by hand): its checks, references and known mistakes.
 
 Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns True or False. The random draws happen inside `torch.random.fork_rng`
-with fixed seeds, so a check gives the same verdict every time and leaves the
-student's random state alone. Statistical bounds are 8 standard errors wide:
-a correct answer fails one of them with probability below 1e-14 whatever the
-seed, while the classic wrong answers miss them by hundreds of standard errors.
+returns a Result. A check first compares the student's answer with each known
+mistake of its table (MISTAKES), run on the same input and seed, and names the
+first that matches; properties (shape, dtype, device, the edges of p, the
+statistics of the mask) catch the rest. tests/test_checks_tables.py walks the
+tables. REFERENCES are what the grader runs in place of a failed function, so
+that one bug costs only the checks of that bug. The random draws happen inside
+`torch.random.fork_rng` with fixed seeds, so a check gives the same verdict
+every time and leaves the student's random state alone. Statistical bounds are
+8 standard errors wide: a correct answer fails one of them with probability
+below 1e-14 whatever the seed, while the classic wrong answers miss them by
+hundreds of standard errors.
 """
 import math
-from contextlib import contextmanager
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .report import call_student, report
+from .. import layers
+from .engine import (Mistake, answer_hint, call_student, check, known_mistake,
+                     library_dropout_used, report, same, seeded as _seeded)
 
 __all__ = ["rel_error", "check_dropout_layer", "check_dropout_forward",
            "check_dropout_backward", "check_numerical_gradient", "check_gradient_errors",
-           "check_mlp_backward"]
+           "check_mlp_backward", "check_mlp_backward_other_sizes"]
 
 SIGMAS = 8  # width of every statistical bound, in standard errors
 # Factories that make a new tensor from a shape, on the default device (the
@@ -31,24 +38,6 @@ def rel_error(x, y):
     x = torch.as_tensor(x, dtype=torch.float64)
     y = torch.as_tensor(y, dtype=torch.float64, device=x.device)
     return ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).max().item()
-
-
-@contextmanager
-def _seeded(seed):
-    """Draw from a fixed seed without touching the caller's random state.
-
-    Also run on one CPU thread: the tensors here are small, and on a busy
-    machine two threads waiting for each other made them 100x slower.
-    """
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _is_tensor_like(out, X):
@@ -191,14 +180,122 @@ def _device_problem(fn, p):
     return None, "factories"
 
 
+def _shape_and_seed_problem(fn):
+    """None if fn works on any shape and draws its mask from torch's generator."""
+    for shape in ((1000,), (10, 20, 30)):
+        X = torch.rand(shape) + 0.5
+        try:
+            out = fn(X, 0.5)
+        except Exception as error:  # noqa: BLE001 - the shape is the hint
+            return (f"an input of shape {shape} made your code raise "
+                    f"{type(error).__name__}: {error}: dropout works elementwise on a "
+                    "tensor of any shape (torch.rand_like(X))")
+        if not isinstance(out, torch.Tensor) or out.shape != X.shape:
+            return (f"an input of shape {shape} did not give an output of that shape: "
+                    "dropout works elementwise on a tensor of any shape")
+        zeros = (out == 0).double().mean().item()
+        if abs(zeros - 0.5) > SIGMAS * math.sqrt(0.25 / X.numel()):
+            return (f"for an input of shape {shape}, a fraction {zeros:.3f} of the outputs "
+                    "is zero, not p = 0.5: dropout works elementwise on any shape")
+    X = torch.rand(50, 40) + 0.5
+    masks = []
+    for seed in (11, 12, 11):
+        torch.manual_seed(seed)
+        masks.append(fn(X, 0.5) == 0)
+    if not torch.equal(masks[0], masks[2]) or torch.equal(masks[0], masks[1]):
+        return ("the zeros do not follow torch's random generator (the same "
+                "torch.manual_seed must give the same mask, another seed another "
+                "mask): draw the mask with torch.rand_like(X), not from a fixed pattern")
+    return None
+
+
+def _library_problem(fn, X, p):
+    """A hint if fn(X, p) calls a library dropout instead of drawing its own mask."""
+    used = library_dropout_used(fn, X, p)
+    if used:
+        return (f"it calls {used}: that is the library's dropout, not yours; write it "
+                "yourself with a mask from torch.rand_like(X)")
+    return None
+
+
+def _mask(X, p, draw=torch.rand_like):
+    return (draw(X) >= p).to(X.dtype)
+
+
+def _mask_on_cpu(X, p):
+    return X * 0 if p == 1 else X * (torch.rand(X.shape) >= p).float() / (1 - p)
+
+
+def _mask_on_cpu_with_item(X, p):  # meta cannot run .item(): the factory watch must see it
+    return X * 0 if X.sum().item() == 0 or p == 1 else _mask_on_cpu(X, p)
+
+
+def _in_place(X, p):
+    X *= 0 if p == 1 else _mask(X, p) / (1 - p)
+    return X
+
+
+def _not_implemented(X, p):
+    raise NotImplementedError("TODO: draw a 0/1 mask")
+
+
+NOT_SCALED = ("the kept values are X itself, so the mean is (1-p)*mean(X): did you scale "
+              "by 1/(1-p)? (once: no (1-p) on top of it, that is the test-time rule)")
+LAYER_MISTAKES = [
+    Mistake(lambda X, p: X * torch.randn_like(X) / (1 - p),
+            "the mask is torch.randn itself: a mask must be 0/1 — torch.rand, not torch.randn"),
+    Mistake(lambda X, p: X * _mask(X, p, torch.randn_like) / (1 - p),
+            "the mask compares torch.randn with p, which drops P(randn < p) of the units: "
+            "draw it from torch.rand (uniform on [0, 1)), not torch.randn"),
+    Mistake(lambda X, p: X * _mask(X, p), NOT_SCALED),
+    Mistake(lambda X, p: X * (torch.rand_like(X) < p).to(X.dtype) / (1 - p),
+            "p is the probability of DROPPING, so keep where rand >= p "
+            "(keep and drop probabilities are swapped)"),
+    Mistake(lambda X, p: X * (torch.rand(X.shape[1:], dtype=X.dtype) >= p) / (1 - p),
+            "every row of the batch has the same units dropped: draw one mask per element, "
+            "not one per feature shared across the batch (torch.rand_like(X), not "
+            "torch.rand(X.shape[1:]))"),
+    Mistake(lambda X, p: X * _mask(X, p) / (1 - p) * (1 - p), NOT_SCALED),
+    Mistake(lambda X, p: X * _mask(X, p) * (1 - p),
+            "the kept values are (1-p)*X, not X/(1-p): the mean is off by a factor (1-p)² "
+            "(off by a factor 0.64 at p = 0.2): divide by (1-p), do not multiply"),
+    Mistake(lambda X, p: X, "no element was set to zero: drop each element with probability p"),
+    # the ones that give the right values on the CPU: found by the properties below
+    Mistake(_mask_on_cpu, "make the mask on X's device"),
+    Mistake(_mask_on_cpu_with_item, "without device="),
+    Mistake(lambda X, p: X * _mask(X, p) / (1 - p), "p = 1 gave NaN"),
+    Mistake(lambda X, p: X * 0 if p == 1 else (X * _mask(X, p) / (1 - p)).float(),
+            "make the mask in X's dtype"),
+    Mistake(_in_place, "X was changed in place"),
+    Mistake(_not_implemented, "not implemented yet (TODO: draw a 0/1 mask)"),
+    Mistake(lambda X, p: torch.nn.functional.dropout(X, p), "torch.nn.functional.dropout"),
+    Mistake(lambda X, p: torch.nn.Dropout(p)(X), "that is the library's dropout"),
+    Mistake(lambda X, p: layers.dropout_layer(X, p), "dropout_lab.dropout_layer"),
+    Mistake(lambda X, p: X * 0 if p == 1 else X * (
+        torch.rand(X.shape[0], X.shape[1], dtype=X.dtype, device=X.device) >= p) / (1 - p),
+        "dropout works elementwise on a tensor of any shape"),
+    Mistake(lambda X, p: X * 0 if p == 1 else X * (
+        (torch.arange(X.numel(), dtype=X.dtype, device=X.device) * 0.618 + X.sum()) % 1
+        >= p).view_as(X) / (1 - p), "not from a fixed pattern"),
+]
+
+
 def _layer_verdict(fn):
     """None if fn behaves like inverted dropout, else a hint; (hint, notes)."""
     notes = []
     with _seeded(0):
+        problem = _library_problem(fn, torch.rand(8, 4) + 0.5, 0.3)
+        if problem:
+            return problem, notes
         X = torch.rand(400, 100) + 0.5  # in [0.5, 1.5): no zeros, mean 1
         original = X.clone()
-        for p in (0.2, 0.7):  # 0.5 would hide swapped keep and drop probabilities
+        for seed, p in ((10, 0.2), (11, 0.7)):  # 0.5 would hide swapped keep and drop
+            torch.manual_seed(seed)
             out = fn(X, p)
+
+            def rerun(wrong):
+                torch.manual_seed(seed)
+                return wrong(X.clone(), p)
             if not torch.equal(X, original):
                 return ("X was changed in place: leave the input alone and return a new "
                         "tensor (X * mask / (1 - p), not X *= mask)"), notes
@@ -207,6 +304,8 @@ def _layer_verdict(fn):
                 problem = f"the output has dtype {out.dtype}, the input {X.dtype}"
             if problem is None and torch.isnan(out).any():
                 problem = "the output contains NaN"
+            if problem is None and not same(out, rerun(dropout_layer)):
+                problem = known_mistake(out, LAYER_MISTAKES, rerun)
             for test in (lambda: _values_problem(out, X, p),
                          lambda: _independence_problem(out),
                          lambda: _fraction_problem(out, p),
@@ -235,6 +334,8 @@ def _layer_verdict(fn):
             return (f"a float64 input gave a {got} output: make the mask in X's dtype "
                     "(torch.rand_like(X))"), notes
         problem, how = _device_problem(fn, 0.5)
+        if problem is None:
+            problem = _shape_and_seed_problem(fn)
         if problem:
             return problem, notes
         notes.append("mask on the input's device (tested with a 'meta' tensor)"
@@ -258,6 +359,7 @@ def _layer_verdict(fn):
     return None, notes
 
 
+@check
 def check_dropout_layer(fn, name="dropout_layer"):
     """Check the student's dropout_layer(X, p): inverted dropout, p = drop probability."""
     try:
@@ -269,7 +371,8 @@ def check_dropout_layer(fn, name="dropout_layer"):
     if problem:
         return report(name, False, problem)
     message = ("zeros with probability p, survivors scaled by 1/(1-p), mean kept, "
-               "one mask per element, p = 0 and p = 1 right, dtype kept")
+               "one mask per element from torch's generator, any shape, p = 0 and p = 1 "
+               "right, dtype kept")
     return report(name, True, "; ".join([message] + notes))
 
 
@@ -277,6 +380,7 @@ def check_dropout_layer(fn, name="dropout_layer"):
 # dropout_forward(X, p) -> (out, mask)   and   dropout_backward(dout, mask, p)
 # ---------------------------------------------------------------------------
 
+@check
 def check_dropout_forward(fn, name="dropout_forward"):
     """Check dropout_forward(X, p) -> (out, mask): mask 0/1, out = X * mask / (1-p)."""
     with _seeded(1):
@@ -299,6 +403,25 @@ def check_dropout_forward(fn, name="dropout_forward"):
     return check_dropout_layer(lambda X, p: fn(X, p)[0], name=name)
 
 
+BACKWARD_MISTAKES = [
+    Mistake(lambda dout, mask, p: dout * mask, "you return dout * mask: the gradient lacks "
+            "the factor 1/(1-p): the backward pass scales exactly like the forward pass"),
+    Mistake(lambda dout, mask, p: dout * mask * (1 - p),
+            "you return dout * mask * (1 - p): divide by (1-p), do not multiply"),
+    Mistake(lambda dout, mask, p: dout / (1 - p), "you return dout / (1 - p): dropped units "
+            "must get zero gradient: multiply by the mask"),
+    Mistake(lambda dout, mask, p: dout, "you return dout: multiply dout by the mask and by "
+            "1/(1-p)"),
+    Mistake(lambda dout, mask, p: mask / (1 - p), "you return mask / (1 - p): multiply by "
+            "the upstream gradient dout (chain rule): mask / (1-p) alone is the gradient of "
+            "out.sum()"),
+    # found by the properties
+    Mistake(lambda dout, mask, p: (dout * mask / (1 - p)).float(), "keep the dtype"),
+    Mistake(lambda dout, mask, p: dout * mask / (1 - p), "p = 1 gave NaN"),
+    Mistake(lambda dout, mask, p: dout.T, "shape"),
+]
+
+
 def _dropout_backward_verdict(fn):
     """(hint, None) for a wrong backward, (None, errors) for a right one (call in _seeded)."""
     p = 0.3
@@ -316,22 +439,12 @@ def _dropout_backward_verdict(fn):
         return f"float64 inputs gave a {dX.dtype} gradient: keep the dtype", None
     error = rel_error(dX, expected)
     if error > 1e-10:
-        candidates = {
-            "dout * mask": ("the gradient lacks the factor 1/(1-p): the backward pass "
-                            "scales exactly like the forward pass"),
-            "dout * mask * (1 - p)": "divide by (1-p), do not multiply",
-            "dout / (1 - p)": ("dropped units must get zero gradient: multiply by the "
-                               "mask"),
-            "dout": "multiply dout by the mask and by 1/(1-p)",
-            "mask / (1 - p)": ("multiply by the upstream gradient dout (chain rule): "
-                               "mask / (1-p) alone is the gradient of out.sum()"),
-        }
-        values = {"dout * mask": dout * mask, "dout * mask * (1 - p)": dout * mask * (1 - p),
-                  "dout / (1 - p)": dout / (1 - p), "dout": dout, "mask / (1 - p)": mask / (1 - p)}
-        for key, hint in candidates.items():
-            if rel_error(dX, values[key]) < 1e-10:
-                return f"you return {key}: {hint}", None
-        return (f"relative error {error:.1e} against autograd: dX = dout * mask / (1-p)"), None
+        hint = known_mistake(dX, BACKWARD_MISTAKES,
+                             lambda wrong: wrong(dout.clone(), mask.clone(), p))
+        if hint:
+            return hint, None
+        return (f"relative error {error:.1e} against autograd"
+                + answer_hint(": dX = dout * mask / (1-p)")), None
     # against a centered numerical gradient of f(X) = sum(X * mask / (1-p) * dout):
     # f is linear, so the difference is exact but for rounding, ~1e-16 * |f| / h
     h, Xd = 1e-4, X.detach()
@@ -358,6 +471,7 @@ def _dropout_backward_verdict(fn):
     return None, (error, numeric_error)
 
 
+@check
 def check_dropout_backward(fn, name="dropout_backward"):
     """Check dropout_backward(dout, mask, p) against autograd and a numerical gradient."""
     try:
@@ -377,6 +491,7 @@ def check_dropout_backward(fn, name="dropout_backward"):
 # numerical_gradient(f, X, dout, h) -> d sum(f(X) * dout) / dX
 # ---------------------------------------------------------------------------
 
+@check
 def check_numerical_gradient(fn, name="numerical_gradient"):
     """Check a centered-difference gradient of sum(f(X) * dout) with respect to X."""
     with _seeded(3):
@@ -413,6 +528,7 @@ def _check_numerical_gradient(fn, name):
                   "sum(X**3 * dout): perturb one element at a time by ±h")
 
 
+@check
 def check_gradient_errors(errors, name="gradient_check", tol=1e-7):
     """Check relative errors of a hand-written gradient, e.g. {"autograd": 1e-16, ...}.
 
@@ -450,9 +566,8 @@ def check_gradient_errors(errors, name="gradient_check", tol=1e-7):
 # mlp_loss_and_grads(X, y, params, mask, p) -> (loss, grads)
 # ---------------------------------------------------------------------------
 
-def _mlp_case():
+def _mlp_case(N=6, D=5, H=8, C=4, p=0.5):
     """A small network in float64 (call inside _seeded)."""
-    N, D, H, C, p = 6, 5, 8, 4, 0.5
     X = torch.randn(N, D, dtype=torch.float64)
     y = torch.randint(0, C, (N,))
     params = {"W1": torch.randn(D, H, dtype=torch.float64) / D ** 0.5,
@@ -472,32 +587,51 @@ def _mlp_reference(X, y, params, mask, p):
     return loss.item(), {k: v.grad for k, v in leaves.items()}, z1.detach()
 
 
-def _first_layer_hint(grads, params, X, y, mask, p, z1):
-    """Name the mistake between the layers by recomputing the usual wrong versions."""
-    h = torch.relu(z1) * mask / (1 - p)
-    probs = torch.softmax(h @ params["W2"] + params["b2"], dim=1)
-    dscores = (probs - torch.nn.functional.one_hot(y, probs.shape[1])) / len(y)
-    dh = dscores @ params["W2"].T
-    relu = (z1 > 0).double()
-    wrong = {"dropout's 1/(1-p) is missing in the backward pass": dh * mask * relu,
-             "the dropout mask is missing in the backward pass": dh / (1 - p) * relu,
-             "the ReLU's gradient is missing: zero it where the pre-activation <= 0":
-                 dh * mask / (1 - p)}
-    for hint, dz1 in wrong.items():
-        if rel_error(grads["b1"], dz1.sum(0)) < 1e-7:
-            return hint
-    return ("the gradient goes wrong between the layers: dh = dscores @ W2.T, then "
-            "times mask / (1-p), then times (z1 > 0)")
+def mlp_by_hand(X, y, params, mask, p, scale_back=True, mask_back=True, relu_back=True,
+                mean=True):
+    """Linear-ReLU-dropout-Linear + softmax cross-entropy by hand; the flags break it."""
+    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+    z1 = X @ W1 + b1
+    h = z1.clamp_min(0) * mask / (1 - p)
+    log_probs = torch.log_softmax(h @ W2 + b2, dim=1)
+    rows = torch.arange(X.shape[0], device=X.device)
+    dscores = log_probs.exp()
+    dscores[rows, y] -= 1
+    dscores = dscores / X.shape[0] if mean else dscores
+    dh = dscores @ W2.T * (mask if mask_back else 1) / ((1 - p) if scale_back else 1)
+    dz1 = dh * (z1 > 0) if relu_back else dh
+    grads = {"W1": X.T @ dz1, "b1": dz1.sum(0), "W2": h.T @ dscores, "b2": dscores.sum(0)}
+    return -log_probs[rows, y].mean(), grads
 
 
+MLP_MISTAKES = [
+    Mistake(lambda *case: mlp_by_hand(*case, mean=False), "the gradients are N times too "
+            "large: the loss is a mean, so dscores = (softmax - onehot(y)) / N"),
+    Mistake(lambda *case: mlp_by_hand(*case, scale_back=False),
+            "dropout's 1/(1-p) is missing in the backward pass"),
+    Mistake(lambda *case: mlp_by_hand(*case, mask_back=False),
+            "the dropout mask is missing in the backward pass"),
+    Mistake(lambda *case: mlp_by_hand(*case, relu_back=False),
+            "the ReLU's gradient is missing: zero it where the pre-activation <= 0"),
+]
+
+
+@check
 def check_mlp_backward(fn, name="mlp_backward"):
     """Check a hand-written loss and gradients of Linear-ReLU-dropout-Linear + softmax CE."""
     with _seeded(4):
         return _check_mlp_backward(fn, name)
 
 
-def _check_mlp_backward(fn, name):
-    X, y, params, mask, p = _mlp_case()
+@check
+def check_mlp_backward_other_sizes(fn, name="mlp_backward_other_sizes"):
+    """The grader's hidden case: another batch size, width and p (nothing hard-coded)."""
+    with _seeded(5):
+        return _check_mlp_backward(fn, name, _mlp_case(N=4, D=7, H=6, C=3, p=0.3))
+
+
+def _check_mlp_backward(fn, name, case=None):
+    X, y, params, mask, p = case or _mlp_case()
     result, failed = call_student(name, fn, X.clone(), y.clone(),
                                   {k: v.clone() for k, v in params.items()}, mask.clone(), p)
     if failed is not None:
@@ -505,7 +639,7 @@ def _check_mlp_backward(fn, name):
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
         return report(name, False, "return (loss, grads) with grads a dict W1, b1, W2, b2")
     loss, grads = result
-    ref_loss, ref_grads, z1 = _mlp_reference(X, y, params, mask, p)
+    ref_loss, ref_grads, _ = _mlp_reference(X, y, params, mask, p)
     missing = [k for k in ref_grads if not isinstance(grads.get(k), torch.Tensor)]
     if missing:
         return report(name, False, f"grads has no tensor for {', '.join(missing)}")
@@ -529,15 +663,92 @@ def _check_mlp_backward(fn, name):
     table = ", ".join(f"{k} {e:.1e}" for k, e in errors.items())
     if not bad:
         return report(name, True, f"relative errors against autograd: {table}")
+    hint = known_mistake(grads, MLP_MISTAKES, lambda wrong: wrong(
+        X.clone(), y.clone(), {k: v.clone() for k, v in params.items()}, mask.clone(), p)[1])
+    if hint:
+        return report(name, False, f"relative errors {table}: {hint}")
     if "b2" in bad:
-        N = len(y)
-        if rel_error(grads["b2"], N * ref_grads["b2"]) < 1e-7:
-            return report(name, False, "the gradients are N times too large: the loss is a "
-                          "mean, so dscores = (softmax - onehot(y)) / N")
         return report(name, False, f"relative errors {table}: start from dscores = "
                       "(softmax(scores) - onehot(y)) / N; b2's gradient is its column sum")
     if "W2" in bad:
         return report(name, False, f"relative errors {table}: dW2 = h.T @ dscores with h "
                       "the activations AFTER dropout (mask and 1/(1-p) applied)")
-    hint = _first_layer_hint(grads, params, X, y, mask, p, z1)
-    return report(name, False, f"relative errors {table}: {hint}")
+    return report(name, False, f"relative errors {table}: the gradient goes wrong between "
+                  "the layers: dh = dscores @ W2.T, then times mask / (1-p), then times "
+                  "(z1 > 0)")
+
+
+# ---------------------------------------------------------------------------
+# The references (the grader's stand-ins for a failed function) and the tables
+# ---------------------------------------------------------------------------
+
+def dropout_layer(X, p):
+    """Inverted dropout: drop each element with probability p, scale the rest by 1/(1-p)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"p is a probability, got {p}")
+    return torch.zeros_like(X) if p == 1 else X * _mask(X, p) / (1 - p)
+
+
+def dropout_forward(X, p):
+    """Inverted dropout that also returns its 0/1 mask."""
+    mask = (torch.rand_like(X) >= p).to(X.dtype)
+    return (torch.zeros_like(X) if p == 1 else X * mask / (1 - p)), mask
+
+
+def dropout_backward(dout, mask, p):
+    """dL/dX of inverted dropout for the mask of the forward pass."""
+    return torch.zeros_like(dout) if p == 1 else dout * mask / (1 - p)
+
+
+def numerical_gradient(f, X, dout, h=1e-5):
+    """Centered differences of sum(f(X) * dout) with respect to X."""
+    grad = torch.zeros_like(X)
+    for i in range(X.numel()):
+        old = X.view(-1)[i].item()
+        X.view(-1)[i] = old + h
+        plus = (f(X) * dout).sum()
+        X.view(-1)[i] = old - h
+        minus = (f(X) * dout).sum()
+        X.view(-1)[i] = old
+        grad.view(-1)[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def _one_sided(f, X, dout, h=1e-5):
+    grad, base = torch.zeros_like(X), (f(X) * dout).sum()
+    for i in range(X.numel()):
+        moved = X.clone()
+        moved.view(-1)[i] += h
+        grad.view(-1)[i] = ((f(moved) * dout).sum() - base) / h
+    return grad
+
+
+def _not_restored(f, X, dout, h=1e-5):
+    grad = numerical_gradient(f, X, dout, h)
+    X.view(-1)[0] += h
+    return grad
+
+
+# Found by their properties (the check's relations), listed here for the tests.
+FORWARD_MISTAKES = [
+    Mistake(lambda X, p: (dropout_forward(X, p)[0], dropout_forward(X, p)[1] / (1 - p)),
+            "only 0 and 1"),
+    Mistake(lambda X, p: dropout_forward(X, p)[0], "return a pair (out, mask)"),
+]
+NUMERICAL_MISTAKES = [
+    Mistake(_one_sided, "one-sided"),
+    Mistake(lambda f, X, dout, h=1e-5: 2 * numerical_gradient(f, X, dout, h), "factor 2"),
+    Mistake(_not_restored, "put X[i] back"),
+    Mistake(lambda f, X, dout, h=1e-5: numerical_gradient(f, X, torch.ones_like(dout), h),
+            "weight by dout"),
+]
+
+# check name -> its known mistakes (tests/test_checks_tables.py walks them all)
+MISTAKES = {"dropout_layer": LAYER_MISTAKES, "dropout_forward": FORWARD_MISTAKES,
+            "dropout_backward": BACKWARD_MISTAKES, "numerical_gradient": NUMERICAL_MISTAKES,
+            "mlp_backward": MLP_MISTAKES,
+            "mlp_backward_other_sizes": MLP_MISTAKES}
+# check name -> the function that replaces the student's when that check fails
+REFERENCES = {"dropout_layer": dropout_layer, "dropout_forward": dropout_forward,
+              "dropout_backward": dropout_backward, "numerical_gradient": numerical_gradient,
+              "mlp_backward": mlp_by_hand, "mlp_backward_other_sizes": mlp_by_hand}

@@ -12,8 +12,9 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from .report import call_tensor, report
+from .engine import Mistake, call_tensor, check, report
 
 __all__ = ["check_dropconnect_linear", "check_dropconnect_mc"]
 
@@ -29,7 +30,8 @@ def _close(a, b, tol):
 
 def _identical_rows_hint(out, b, p):
     """Why the rows of the output differ for identical input rows."""
-    zeros = ((out == 0) | torch.isclose(out, b.expand_as(out), rtol=0, atol=1e-6)).double().mean().item()
+    bias_only = torch.isclose(out, b.expand_as(out), rtol=0, atol=1e-6)
+    zeros = ((out == 0) | bias_only).double().mean().item()
     if zeros > p / 2:
         return (f"{zeros:.0%} of the outputs are exactly 0 (or b): the mask has the OUTPUT's "
                 "shape, i.e. you dropped activations (that is dropout after the layer). "
@@ -52,6 +54,7 @@ def _mask_from_identity(fn, W, b, p, calls):
     return torch.cat(ratios)
 
 
+@check
 def check_dropconnect_linear(fn):
     """Check fn(X, W, b, p) -> X (W * M)^T / (1-p) + b, one mask M of W's shape per call.
 
@@ -63,7 +66,8 @@ def check_dropconnect_linear(fn):
     name = "dropconnect_linear"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        W = torch.empty(30, 20).uniform_(0.5, 1.5) * torch.where(torch.rand(30, 20) < 0.5, -1.0, 1.0)
+        signs = torch.where(torch.rand(30, 20) < 0.5, -1.0, 1.0)
+        W = torch.empty(30, 20).uniform_(0.5, 1.5) * signs
         b = torch.linspace(-1, 1, 30)
         X = torch.rand(8, 20)
 
@@ -115,7 +119,8 @@ def check_dropconnect_linear(fn):
         sd = math.sqrt(p * (1 - p) / ratios.numel())
         values = torch.tensor([1 / (1 - p), 1.0, 1 / p, 1 - p], dtype=kept.dtype)
         nearest = (kept[:, None] - values).abs().argmin(1) if kept.numel() else kept.long()
-        clean = kept.numel() and ((kept - values[nearest]).abs() < 1e-4).double().mean().item() > 0.99
+        on_grid = ((kept - values[nearest]).abs() < 1e-4).double().mean().item()
+        clean = kept.numel() and on_grid > 0.99
         if kept.numel() and not clean:
             return report(name, False, "the effective weights are W times values other than 0 "
                           "and 1/(1-p) (e.g. "
@@ -223,6 +228,7 @@ class _TwoWay(nn.Module):
         return self.scale * torch.log(probs)
 
 
+@check
 def check_dropconnect_mc(fn):
     """Check fn(model, X, k) -> (N, classes) class probabilities averaged over k
     stochastic passes (noise on), computed without a graph, model's mode restored.
@@ -271,3 +277,165 @@ def check_dropconnect_mc(fn):
                       f"passes, not k = {k}: average over exactly k stochastic passes")
     return report(name, True, f"probabilities averaged over k = {k} noisy passes "
                   f"(spread fits {passes:.0f}), no graph kept, eval mode restored")
+
+
+# ---------------------------------------------------------------------------
+# The references and the known mistakes (found by the checks' properties;
+# tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+def dropconnect_linear(X, W, b, p):
+    """The reference: one 0/1 mask of W's shape for the batch, scaled by 1/(1-p)."""
+    if p == 1:
+        return F.linear(X, W * 0, b)
+    mask = (torch.rand_like(W) >= p).to(W.dtype)
+    return F.linear(X, W * mask / (1 - p), b)
+
+
+def activation_mask(X, W, b, p):
+    out = F.linear(X, W, b)
+    return out * (torch.rand_like(out) >= p) / (1 - p)
+
+
+def activation_mask_before_bias(X, W, b, p):
+    out = X @ W.T
+    return out * (torch.rand_like(out) >= p) / (1 - p) + b
+
+
+def input_mask(X, W, b, p):
+    return F.linear(X * (torch.rand_like(X) >= p) / (1 - p), W, b)
+
+
+def per_example_mask(X, W, b, p):
+    masks = torch.rand(len(X), *W.shape, dtype=W.dtype) >= p
+    return torch.einsum("bi,boi->bo", X, W * masks) / (1 - p) + b
+
+
+def no_scaling(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p), b)
+
+
+def times_keep(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p) * (1 - p), b)
+
+
+def randn_threshold(X, W, b, p):
+    return F.linear(X, W * (torch.randn_like(W) >= p) / (1 - p), b)
+
+
+def randn_values(X, W, b, p):
+    return F.linear(X, W * torch.randn_like(W), b)
+
+
+def keep_drop_swapped(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) < p) / (1 - p), b)
+
+
+def scaled_by_one_over_p(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p) / p, b) if p > 0 else F.linear(X, W, b)
+
+
+def bias_masked(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p) / (1 - p), b * (torch.rand_like(b) >= p))
+
+
+def in_place(X, W, b, p):
+    with torch.no_grad():
+        W *= (torch.rand_like(W) >= p) / (1 - p) if p < 1 else 0
+    return F.linear(X, W, b)
+
+
+def through_data(X, W, b, p):
+    return F.linear(X, W.data * (torch.rand_like(W) >= p) / (1 - p), b)
+
+
+def nan_at_one(X, W, b, p):
+    return F.linear(X, W * (torch.rand_like(W) >= p) / (1 - p), b)
+
+
+def cpu_mask(X, W, b, p):
+    if p == 1:
+        return F.linear(X, W * 0, b)
+    return F.linear(X, W * (torch.rand(W.shape) >= p) / (1 - p), b)
+
+
+def todo(X, W, b, p):
+    raise NotImplementedError("TODO: draw a 0/1 mask of W's shape")
+
+
+LINEAR_MISTAKES = [
+    Mistake(activation_mask, "OUTPUT's shape"),
+    Mistake(activation_mask_before_bias, "OUTPUT's shape"),
+    Mistake(input_mask, "identical input rows gave different output rows"),
+    Mistake(per_example_mask, "one mask per example"),
+    Mistake(no_scaling, "not scaled"),
+    Mistake(times_keep, "multiplied by (1-p)"),
+    Mistake(randn_threshold, "torch.randn"),
+    Mistake(randn_values, "values other than 0"),
+    Mistake(keep_drop_swapped, "keep and drop are swapped"),
+    Mistake(scaled_by_one_over_p, "scaled by 1/p"),
+    Mistake(bias_masked, "not the bias"),
+    Mistake(in_place, "in place"),
+    Mistake(through_data, "no gradient reaches W"),
+    Mistake(nan_at_one, "p = 1 must give b"),
+    Mistake(cpu_mask, "on the CPU"),
+    Mistake(todo, "not implemented yet"),
+]
+
+
+def mc_predict(model, X, k):
+    """The reference: the mean of k softmax outputs with the noise on, mode restored."""
+    was_training = model.training
+    model.train()
+    with torch.no_grad():
+        probs = sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
+    model.train(was_training)
+    return probs
+
+
+def mc_eval_mode(model, X, k):
+    model.eval()
+    with torch.no_grad():
+        return sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
+
+
+def mc_logits(model, X, k):
+    model.train()
+    with torch.no_grad():
+        logits = sum(model(X) for _ in range(k)) / k
+    model.eval()
+    return logits
+
+
+def mc_softmax_of_mean_logits(model, X, k):
+    return F.softmax(mc_logits(model, X, k), dim=1)
+
+
+def mc_one_pass(model, X, k):
+    return mc_predict(model, X, 1)
+
+
+def mc_left_training(model, X, k):
+    model.train()
+    with torch.no_grad():
+        return sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
+
+
+def mc_with_graph(model, X, k):
+    model.train()
+    probs = sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
+    model.eval()
+    return probs
+
+
+MC_MISTAKES = [
+    Mistake(mc_eval_mode, "the noise was off"),
+    Mistake(mc_logits, "not probabilities"),
+    Mistake(mc_softmax_of_mean_logits, "geometric mean"),
+    Mistake(mc_one_pass, "passes, not k"),
+    Mistake(mc_left_training, "left the model in train mode"),
+    Mistake(mc_with_graph, "torch.no_grad()"),
+]
+
+MISTAKES = {"dropconnect_linear": LINEAR_MISTAKES, "dropconnect_mc": MC_MISTAKES}
+REFERENCES = {"dropconnect_linear": dropconnect_linear, "dropconnect_mc": mc_predict}

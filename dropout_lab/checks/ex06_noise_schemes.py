@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from .report import call_student, call_tensor, report
+from .engine import Mistake, call_student, call_tensor, check, report
 
 __all__ = ["check_gaussian_dropout", "check_noise_moments", "check_noise_unbiased"]
 
@@ -35,6 +35,7 @@ def _variance_hint(ratio, p):
     return f"Var[output]/h² = {ratio:.3f} at p = {p}; dropout's is p/(1-p) = {right:.3f}"
 
 
+@check
 def check_gaussian_dropout(fn):
     """Check fn(h, p) -> h·(1 + sqrt(p/(1-p))·eps), one eps ~ N(0,1) per element.
 
@@ -109,6 +110,7 @@ def _dropout(h, p=0.5):
     return h * (torch.rand_like(h) >= p) / (1 - p)
 
 
+@check
 def check_noise_moments(fn):
     """Check fn(noise, h, n_draws) -> (mean, se, var): per element of h, the mean of
     n_draws independent draws of noise(h), its standard error, and their variance.
@@ -172,6 +174,7 @@ def check_noise_moments(fn):
                   f"{n} independent draws match inverted dropout's h and h² (p = 0.5)")
 
 
+@check
 def check_noise_unbiased(fn, p=0.5, n=50_000):
     """Run a noise scheme fn(h, p) and say whether it is unbiased, E[fn(h, p)] = h.
 
@@ -208,3 +211,95 @@ def check_noise_unbiased(fn, p=0.5, n=50_000):
                       "errors off). Rescale so that the multiplier has mean 1")
     return report(name, True, f"unbiased: E[output]/h = {ratio:.4f} ± {ratio_se:.4f} over "
                   f"{n} draws at p = {p}")
+
+
+# ---------------------------------------------------------------------------
+# The references and the known mistakes (found by the checks' properties;
+# tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+def gaussian_dropout(h, p):
+    """h * (1 + sqrt(p/(1-p)) * eps): dropout's mean and variance, Gaussian noise."""
+    return h * (1 + math.sqrt(p / (1 - p)) * torch.randn_like(h))
+
+
+def mc_moments(noise, h, n_draws=100_000):
+    """Mean, its standard error and the variance of noise(h) over n_draws draws."""
+    draws = noise(h.expand(n_draws, *h.shape).contiguous())
+    mean, var = draws.mean(0), draws.var(0)
+    return mean, torch.sqrt(var / n_draws), var
+
+
+def uniform_noise(h, p):
+    """h * (1 + a * u), u uniform on [-1, 1): a scheme of one's own, unbiased."""
+    a = math.sqrt(3 * p / (1 - p))
+    return h * (1 + a * (2 * torch.rand_like(h) - 1))
+
+
+def _bernoulli(h, p):
+    return h * (torch.rand_like(h) >= p) / (1 - p)
+
+
+def _not_implemented(h, p):
+    raise NotImplementedError("TODO: h * (1 + sigma * eps)")
+
+
+def _noise(h, sigma):
+    return h * (1 + sigma * torch.randn_like(h))
+
+
+GAUSSIAN_MISTAKES = [
+    Mistake(lambda h, p: _noise(h, math.sqrt(p)), "sigma = sqrt(p)"),
+    # Srivastava's (1-q)/q with the drop probability put in for q
+    Mistake(lambda h, p: _noise(h, math.sqrt((1 - p) / p)) if p > 0 else h,
+            "keep and drop are swapped"),
+    Mistake(lambda h, p: _noise(h, p / (1 - p)), "square root is missing"),
+    Mistake(lambda h, p: _noise(h, 1.0) if p > 0 else h, "eps is not scaled"),
+    # matches the unscaled Bernoulli mask: N(1-p, p(1-p))
+    Mistake(lambda h, p: h * ((1 - p) + math.sqrt(p * (1 - p)) * torch.randn_like(h)),
+            "the noise is unscaled"),
+    Mistake(lambda h, p: h * math.sqrt(p / (1 - p)) * torch.randn_like(h), "you forgot the 1"),
+    Mistake(lambda h, p: h + math.sqrt(p / (1 - p)) * torch.randn_like(h), "additive"),
+    Mistake(_bernoulli, "Bernoulli dropout"),
+    Mistake(uniform_noise, "a Gaussian has 4.6%"),
+    Mistake(lambda h, p: h * (1 + math.sqrt(p / (1 - p)) * torch.randn(h.shape[-1],
+                                                                         dtype=h.dtype)),
+            "shared by the whole batch"),
+    Mistake(lambda h, p: h * (1 + math.sqrt(p / (1 - p)) * torch.randn(h.shape, dtype=h.dtype)),
+            "on the CPU"),
+    Mistake(_not_implemented, "not implemented yet"),
+]
+
+
+def _se_is_std(noise, h, n_draws=100_000):
+    mean, _, var = mc_moments(noise, h, n_draws)
+    return mean, var.sqrt(), var
+
+
+def _one_draw_reused(noise, h, n_draws=100_000):
+    draws = noise(h).expand(n_draws, *h.shape)
+    return draws.mean(0), draws.std(0) / math.sqrt(n_draws), draws.var(0)
+
+
+def _wrong_axis(noise, h, n_draws=100_000):
+    draws = noise(h.expand(n_draws, *h.shape).contiguous())
+    return draws.mean(1), draws.std(1) / math.sqrt(h.numel()), draws.var(1)
+
+
+MOMENTS_MISTAKES = [
+    Mistake(_se_is_std, "std/sqrt(n)"),
+    Mistake(_one_draw_reused, "every draw is the same one"),
+    Mistake(_wrong_axis, "one estimate per element"),
+    Mistake(lambda noise, h, n_draws=100_000: mc_moments(noise, h, 100), "fewer than n_draws"),
+]
+UNBIASED_MISTAKES = [
+    Mistake(lambda h, p: h * (torch.rand_like(h) >= p), "biased: E[output]/h = 0.50"),
+    Mistake(lambda h, p: h, "there is no noise"),
+    Mistake(lambda h, p: h.flatten(), "must keep the shape"),
+    Mistake(_not_implemented, "not implemented yet"),
+]
+
+MISTAKES = {"gaussian_dropout": GAUSSIAN_MISTAKES, "noise_moments": MOMENTS_MISTAKES,
+            "noise_unbiased": UNBIASED_MISTAKES}
+REFERENCES = {"gaussian_dropout": gaussian_dropout, "noise_moments": mc_moments,
+              "noise_unbiased": uniform_noise}

@@ -1,0 +1,194 @@
+"""How every check speaks, calls the student's code, and draws its random numbers.
+
+A check ends in one verdict, a Result(name, passed, message). `report` prints it
+as "[PASS] name: message" (or [FAIL]) for the student and returns it. A check
+function is wrapped by `@check`: whatever happens inside (a TODO not done, an
+exception), it ends in exactly one Result, named after the function
+(check_dropout_layer -> "dropout_layer") whatever the outcome.
+
+Under scripts/grade.py, GRADING holds the grader's token: each Result then also
+travels as a display message of its own MIME type carrying that token. The
+grader counts those messages, never printed lines, so printing "[PASS] ..."
+scores nothing. In graded mode `answer_hint` drops the part of a hint that
+gives the answer away.
+"""
+import functools
+from contextlib import contextmanager
+from typing import Callable, NamedTuple
+
+import torch
+
+MIME = "application/vnd.dropout-lab.result+json"
+GRADING = {}   # set by the grader in a fresh import: {"token": str}
+_running = []  # the names of the checks being run, outermost first
+
+
+class Result(NamedTuple):
+    name: str
+    passed: bool
+    message: str
+
+    def __bool__(self):
+        return bool(self.passed)
+
+    def __repr__(self):
+        return f"Result({self.name!r}, passed={self.passed})"
+
+
+def report(name, passed, message):
+    """Print '[PASS] name: message' or '[FAIL] name: message'; return the Result.
+
+    Inside a check, the name is that check's stable name.
+    """
+    name = _running[0] if _running else name
+    result = Result(name, bool(passed), str(message))
+    print(f"[{'PASS' if result.passed else 'FAIL'}] {name}: {result.message}")
+    return result
+
+
+def answer_hint(text):
+    """A hint that gives the answer away: shown when practising, not when graded."""
+    return "" if GRADING else text
+
+
+def publish(result):
+    """Send the Result to the grader (only when scripts/grade.py runs the notebook)."""
+    if not GRADING:
+        return
+    from IPython.display import display
+    display({MIME: {**result._asdict(), "token": GRADING["token"]}}, raw=True)
+
+
+def check(fn):
+    """Make fn a check: one Result named after it, whatever fn does or raises."""
+    name = fn.__name__.removeprefix("check_")
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if _running:  # called by another check: that one reports
+            return fn(*args, **kwargs)
+        _running.append(name)
+        try:
+            result = fn(*args, **kwargs)
+        except NotImplementedError as error:
+            result = report(name, False, f"not implemented yet ({error})")
+        except Exception as error:  # noqa: BLE001 - a wrong answer gets a hint, not a trace
+            result = report(name, False, f"your code raised {type(error).__name__}: {error}")
+        finally:
+            _running.pop()
+        if not isinstance(result, Result):
+            result = report(name, bool(result), "the check gave no message")
+        publish(result)
+        return result
+    run.check_name = name
+    return run
+
+
+def call_student(name, fn, *args, **kwargs):
+    """Call the student's fn; return (value, None), or (None, a FAIL Result already printed)."""
+    try:
+        return fn(*args, **kwargs), None
+    except NotImplementedError as error:
+        return None, report(name, False, f"not implemented yet ({error})")
+    except Exception as error:  # a wrong answer must give a hint, not a traceback
+        return None, report(name, False, f"your code raised {type(error).__name__}: {error}")
+
+
+def call_tensor(name, fn, *args):
+    """call_student, and also fail unless the student's fn returned a tensor."""
+    out, failed = call_student(name, fn, *args)
+    if failed is not None:
+        return None, failed
+    if not isinstance(out, torch.Tensor):
+        return None, report(name, False, f"return a torch.Tensor, got {type(out).__name__}")
+    return out, None
+
+
+class Mistake(NamedTuple):
+    """A known wrong answer, written once: the check names it, the tests walk the table."""
+    wrong: Callable
+    hint: str
+
+
+def same(a, b, rtol=1e-6):
+    """True if a and b hold the same values: tensors, numbers, and tuples or dicts of them."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k], rtol) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y, rtol) for x, y in zip(a, b))
+    try:
+        a, b = torch.as_tensor(a), torch.as_tensor(b)
+        return (a.shape == b.shape and a.dtype == b.dtype
+                and bool(torch.allclose(a.double(), b.double(), rtol=rtol, atol=1e-12)))
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+def known_mistake(got, mistakes, run):
+    """The hint of the first mistake m whose run(m.wrong) gives got, else None."""
+    for mistake in mistakes:
+        try:
+            value = run(mistake.wrong)
+        except Exception:  # noqa: BLE001 - a mistake that cannot run here is not this one
+            continue
+        if same(got, value):
+            return mistake.hint
+    return None
+
+
+@contextmanager
+def seeded(seed):
+    """Draw from a fixed seed without touching the caller's random state.
+
+    Also run on one CPU thread: the tensors of a check are small, and on a busy
+    machine two threads waiting for each other made them 100x slower.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _library_dropouts():
+    """The library functions that already are dropout: {code object or builtin: its name}."""
+    from torch.nn import functional as F
+    from .. import layers
+    found = {layers.dropout_layer.__code__: "dropout_lab.dropout_layer"}
+    for name in ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+                 "feature_alpha_dropout"):
+        found[getattr(F, name).__code__] = f"torch.nn.functional.{name}"
+    for name in ("dropout", "dropout_", "native_dropout", "alpha_dropout",
+                 "feature_dropout", "bernoulli"):
+        if name != "bernoulli" and hasattr(torch, name):
+            found[getattr(torch, name)] = f"torch.{name}"
+    return found
+
+
+def library_dropout_used(fn, *args):
+    """The name of the library dropout that fn(*args) calls, or None if it calls none."""
+    import sys
+    library, used = _library_dropouts(), []
+
+    def watch(frame, event, arg):
+        key = frame.f_code if event == "call" else arg if event == "c_call" else None
+        if key is not None and not used:
+            try:
+                name = library.get(key)
+            except TypeError:  # an unhashable callable
+                name = None
+            if name:
+                used.append(name)
+    previous = sys.getprofile()
+    sys.setprofile(watch)
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - only the calls matter here
+        pass
+    finally:
+        sys.setprofile(previous)
+    return used[0] if used else None

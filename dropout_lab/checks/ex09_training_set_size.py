@@ -1,0 +1,190 @@
+"""Exercise 9 (training-set size): its checks.
+
+Tables whose rows are not in seed order and whose seeds differ a lot, so that
+only a paired, seed-by-seed difference has the right spread.
+
+`p` is always the DROP probability. Every check prints one line and returns
+a Result (engine.py); none draws random numbers.
+"""
+import itertools
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from ..sweep import DEFAULTS
+from .engine import call_student, report, check
+
+__all__ = ["check_size_settings", "check_dropout_gain"]
+
+
+def dropout_gain_reference(final, value="test_acc"):
+    """Per training-set size: mean and std over seeds of the paired difference
+    `value` (with dropout) - `value` (without), matched by seed."""
+    with_dropout = final[final.p1 > 0].set_index(["n_train", "seed"])[value]
+    without = final[final.p1 == 0].set_index(["n_train", "seed"])[value]
+    return (with_dropout - without).groupby(level="n_train").agg(["mean", "std"])
+
+
+# ---------------------------------------------------------------------------
+# Exercise 9: settings for the training-set sizes, gain per size
+# ---------------------------------------------------------------------------
+
+def _key(values):
+    return tuple(round(float(v), 6) for v in values)
+
+
+def _settings_problem(settings, what):
+    """A hint if `settings` is not a list of dl.sweep dicts, else None."""
+    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
+        return (f"settings must be a list of dicts, one per net, got "
+                f"{type(settings).__name__}")
+    if not settings:
+        return "settings is empty"
+    for s in settings:
+        if not isinstance(s, dict):
+            return f"each setting must be a dict for dl.sweep, e.g. {what}; got {s!r}"
+        unknown = sorted(set(s) - set(DEFAULTS))
+        if unknown:
+            return (f"dl.sweep does not know the key(s) {unknown}; its keys are "
+                    f"{sorted(DEFAULTS)}")
+        d = s.get("dropout", DEFAULTS["dropout"])
+        if isinstance(d, numbers.Number) or not hasattr(d, "__len__"):
+            return f"'dropout' must be a tuple, one rate per hidden layer; got {d!r}"
+    return None
+
+
+@check
+def check_size_settings(settings, sizes, epochs=None):
+    """settings: dl.sweep dicts, for every size in `sizes` one net without dropout
+    (0.0, 0.0) and one with (0.5, 0.5), n_train = size; the two nets of one size
+    differ only in dropout. epochs (optional): {size: epochs} that each must use."""
+    name = "size settings"
+    problem = _settings_problem(settings, "{'dropout': (0.5, 0.5), 'n_train': 500}")
+    if problem:
+        return report(name, False, problem)
+    if any("n_train" not in s for s in settings):
+        return report(name, False, "a setting has no 'n_train': without it the net trains on "
+                      "all 60,000 images. Give each setting n_train=size")
+    for s in settings:
+        n = s["n_train"]
+        if n is not None and (not isinstance(n, numbers.Integral) or isinstance(n, bool)):
+            if isinstance(n, numbers.Real) and 0 < n < 1:
+                return report(name, False, f"n_train={n} looks like a fraction: it is a number "
+                              "of training images, e.g. 500")
+            if not (isinstance(n, numbers.Real) and float(n).is_integer()):
+                return report(name, False, f"n_train must be a whole number of images, "
+                              f"got {n!r}")
+    dropouts = {_key(s.get("dropout", DEFAULTS["dropout"])) for s in settings}
+    if (1.0, 1.0) in dropouts:
+        return report(name, False, "dropout (1.0, 1.0) drops every unit: p is the DROP "
+                      "probability, so no dropout is (0.0, 0.0)")
+    size_of = {None: 60000}
+    got = [(int(size_of.get(s["n_train"], s["n_train"] or 0)),
+            _key(s.get("dropout", DEFAULTS["dropout"]))) for s in settings]
+    want = {(int(n), d) for n in sizes for d in [(0.0, 0.0), (0.5, 0.5)]}
+    if len(got) != len(set(got)):
+        twice = sorted({g for g in got if got.count(g) > 1})
+        return report(name, False, f"some (n_train, dropout) appear twice, e.g. {twice[0]}")
+    missing, extra = want - set(got), set(got) - want
+    if missing:
+        without = {n for n, d in missing if d == (0.0, 0.0)}
+        if without and not {n for n, d in missing if d != (0.0, 0.0)}:
+            return report(name, False, f"no net WITHOUT dropout for sizes {sorted(without)}: "
+                          "each size needs dropout (0.0, 0.0) and (0.5, 0.5)")
+        if {n for n, _ in missing} == {int(n) for n in sizes} and not extra - {
+                (n, d) for n, d in set(got) if d == (0.0, 0.0)}:
+            return report(name, False, "no net WITH dropout (0.5, 0.5): each size needs both")
+        return report(name, False, f"{len(missing)} of {len(want)} settings missing, e.g. "
+                      f"n_train={sorted(missing)[0][0]} with dropout {sorted(missing)[0][1]}"
+                      + (f"; unexpected: {sorted(extra)[:2]}" if extra else ""))
+    if extra:
+        return report(name, False, f"settings outside the sizes and the two dropout settings: "
+                      f"{sorted(extra)[:3]}")
+    by_size = {}
+    for s, (n, _) in zip(settings, got):
+        rest = {k: v for k, v in s.items() if k != "dropout"}
+        by_size.setdefault(n, []).append(rest)
+    for n, rests in sorted(by_size.items()):
+        if any(r != rests[0] for r in rests):
+            return report(name, False, f"at n_train={n} the nets with and without dropout "
+                          "differ in more than the dropout (epochs, batch size, ...): for a "
+                          "paired comparison they must train identically")
+    if epochs is not None:
+        for n, rests in sorted(by_size.items()):
+            e = rests[0].get("epochs", DEFAULTS["epochs"])
+            if n in epochs and e != epochs[n]:
+                missing = " (no 'epochs' key, so dl.sweep used 10)" \
+                    if "epochs" not in rests[0] else ""
+                return report(name, False, f"n_train={n} trains for {e} epochs{missing}; "
+                              f"the plan gives it {epochs[n]}: use epochs=EPOCHS[n]")
+    return report(name, True, f"{len(settings)} settings: {len(sizes)} sizes x without/with "
+                  "dropout, identical otherwise")
+
+
+def _synthetic_sizes():
+    """A table like the notebook's `final`: one row per model, sizes 100, 1000,
+    10000, p1 in {0, 0.5}, seeds 4, 5, 6 with large seed effects shared by both
+    settings; rows of some groups out of seed order."""
+    sizes, seeds = [100, 1000, 10000], [4, 5, 6]
+    seed_effect = {4: 0.020, 5: -0.015, 6: 0.001}
+    base = {100: 0.66, 1000: 0.76, 10000: 0.83}
+    gain = {100: 0.002, 1000: 0.018, 10000: 0.006}
+    wobble = [0.0021, -0.0013, 0.0034, -0.0027, 0.0008, 0.0016, -0.0031, 0.0005, -0.0011]
+    rows = []
+    for i, (n, p) in enumerate(itertools.product(sizes, [0.0, 0.5])):
+        order = [6, 4, 5] if i % 2 else seeds
+        for j, seed in enumerate(order):
+            test = base[n] + seed_effect[seed] + (gain[n] if p else 0) + wobble[(i + j) % 9]
+            train = min(1.0, test + 0.3 * (1 - math.log10(n) / 5) - (0.08 if p else 0)
+                        + 2 * seed_effect[seed] - wobble[(2 * i + j) % 9])
+            rows.append({"setting": i, "dropout": (p, p), "p1": p, "p2": p, "n_train": n,
+                         "seed": seed, "train_acc": train, "test_acc": test,
+                         "gap": train - test})
+    return pd.DataFrame(rows)
+
+
+@check
+def check_dropout_gain(fn):
+    """fn(final, value) -> DataFrame indexed by n_train (increasing), columns mean and
+    std: over seeds, the paired difference value(with dropout) - value(without)."""
+    name = "dropout gain"
+    final = _synthetic_sizes()
+    for value in ("test_acc", "gap"):
+        want = dropout_gain_reference(final, value)
+        out, failed = call_student(name, fn, final.copy(), value)
+        if failed is not None:
+            return failed
+        if not isinstance(out, pd.DataFrame) or not {"mean", "std"} <= set(out.columns):
+            return report(name, False, "return a DataFrame with columns 'mean' and 'std', one "
+                          "row per size (e.g. .groupby(...).agg(['mean', 'std']))")
+        index = [int(v) for v in out.index] if len(out) else []
+        if index != [int(v) for v in want.index]:
+            return report(name, False, f"the rows must be the sizes {list(want.index)} in "
+                          f"increasing order, got {list(out.index)}")
+        mean = out["mean"].astype(float).to_numpy()
+        std = out["std"].astype(float).to_numpy()
+        if value == "gap":
+            test = dropout_gain_reference(final, "test_acc")
+            if np.allclose(mean, test["mean"], atol=1e-9):
+                return report(name, False, "you always used test_acc: use the column named "
+                              "by the argument `value` (here 'gap')")
+        if np.allclose(mean, -want["mean"], atol=1e-9):
+            return report(name, False, "the sign is reversed: gain = with dropout MINUS without "
+                          "(positive when dropout helps)")
+        if not np.allclose(mean, want["mean"], atol=1e-9):
+            return report(name, False, f"wrong mean for {value}: per size, the difference "
+                          "(p1 > 0) - (p1 = 0) averaged over seeds")
+        groups = final.groupby(["n_train", "p1"])[value]
+        unpaired = np.sqrt(groups.var().unstack("p1").sum(axis=1)).to_numpy()
+        if np.allclose(std, unpaired, atol=1e-9):
+            return report(name, False, "your std combines the two settings' spreads as if "
+                          "independent; the seeds are paired (same init and data): take the "
+                          "difference seed by seed, then its std")
+        ddof0 = want["std"] * math.sqrt(2 / 3)
+        if not (np.allclose(std, want["std"], atol=1e-9) or np.allclose(std, ddof0, atol=1e-9)):
+            return report(name, False, "the std is wrong: subtract seed by seed, aligned on "
+                          "the seed (e.g. set_index(['n_train', 'seed'])), not row by row in "
+                          "table order; then the std over seeds per size")
+    return report(name, True, "paired differences per seed, mean and std per size")
