@@ -157,8 +157,8 @@ def seeded(seed):
 def _library_dropouts():
     """The library functions that already are dropout: {code object or builtin: its name}."""
     from torch.nn import functional as F
-    from .. import layers
-    found = {layers.dropout_layer.__code__: "dropout_lab.dropout_layer"}
+    from .. import noise
+    found = {noise.dropout_layer.__code__: "dropout_lab.dropout_layer"}
     for name in ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
                  "feature_alpha_dropout"):
         found[getattr(F, name).__code__] = f"torch.nn.functional.{name}"
