@@ -206,9 +206,8 @@ def test_notebook_runs_in_a_simulated_colab(name, colab_venv, tmp_path):
         todo = [c for c in cells if "NotImplementedError: TODO" in outputs_of(c)]
         errors = [outputs_of(c) for c in cells
                   if "ERROR" in outputs_of(c) and c not in todo]
-        assert checks and all(
-            out.startswith("[FAIL]") or cascade(out, cell, cells, todo)
-            for cell, out in checks), [out for _, out in checks]
+        assert checks and all(out.startswith("[FAIL]") for _, out in checks), \
+            [out for _, out in checks]   # every check says FAIL, none crashes
         assert all(cascade(e, None, cells, todo) for e in errors), errors
 
 
