@@ -18,7 +18,7 @@ import math
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .. import layers
+from .. import noise as library_noise
 from .engine import (Mistake, answer_hint, call_student, check, known_mistake,
                      library_dropout_used, report, same, seeded as _seeded)
 
@@ -270,7 +270,7 @@ LAYER_MISTAKES = [
     Mistake(_not_implemented, "not implemented yet (TODO: draw a 0/1 mask)"),
     Mistake(lambda X, p: torch.nn.functional.dropout(X, p), "torch.nn.functional.dropout"),
     Mistake(lambda X, p: torch.nn.Dropout(p)(X), "that is the library's dropout"),
-    Mistake(lambda X, p: layers.dropout_layer(X, p), "dropout_lab.dropout_layer"),
+    Mistake(lambda X, p: library_noise.dropout_layer(X, p), "dropout_lab.dropout_layer"),
     Mistake(lambda X, p: X * 0 if p == 1 else X * (
         torch.rand(X.shape[0], X.shape[1], dtype=X.dtype, device=X.device) >= p) / (1 - p),
         "dropout works elementwise on a tensor of any shape"),
