@@ -33,13 +33,6 @@ def default_folder():
     return folder / "sweeps"
 
 
-def fingerprint(data):
-    """A digest of every byte, shape and dtype of the tensors of `data` (one
-    definition: dropout_lab.data.data_fingerprint)."""
-    from .data import data_fingerprint
-    return data_fingerprint(data)
-
-
 def temporary_prefix(path):
     """Temporary files of `path` are hidden and carry the writer's process id."""
     return f".{path.name}.{os.getpid()}."

@@ -16,8 +16,9 @@ from . import cache as disk
 from .device import pick_device
 from .engine import describe_precision, init_weights, resolve_precision, train_stack
 from .noise import NEEDS_P_BELOW_1, SCHEMES, check_p
-from .training import make_mlp
-from .validate import check_float, check_int, check_seeds
+from .data import data_fingerprint
+from .training import check_sgd, heldout_name, make_mlp
+from .validate import check_int, check_seeds
 
 DEFAULTS = {"dropout": (0.5, 0.5), "hidden": (256, 256), "weight_decay": 0.0, "lr": 0.1,
             "noise": "bernoulli", "epochs": 10, "batch_size": 256, "n_train": None}
@@ -49,10 +50,8 @@ def complete_setting(setting, n_available):
     if s["noise"] in NEEDS_P_BELOW_1 and max(s["dropout"]) >= 1:
         raise ValueError(f"{s['noise']} noise needs p < 1 (its variance p/(1-p) is "
                          "infinite at 1)")
-    s["epochs"] = check_int("epochs", s["epochs"], 1)
-    s["batch_size"] = check_int("batch_size", s["batch_size"], 1)
-    s["lr"] = check_float("lr", s["lr"], 0, strict_minimum=True)
-    s["weight_decay"] = check_float("weight_decay", s["weight_decay"], 0)
+    s["epochs"], s["batch_size"], s["lr"], s["weight_decay"] = check_sgd(
+        s["epochs"], s["batch_size"], s["lr"], s["weight_decay"])
     if s["n_train"] is not None:
         s["n_train"] = check_int("n_train", s["n_train"], 1, n_available)
     return s
@@ -74,12 +73,6 @@ def training_subset(data, n_train, seed):
     kind = type(data) if hasattr(data, "_fields") else tuple
     parts = (data[0][index], data[1][index], data[2], data[3])
     return kind(*parts) if kind is not tuple else parts
-
-
-def heldout_name(data):
-    """'valid' for a validation split (fields X_valid, y_valid), else 'test'."""
-    fields = getattr(type(data), "_fields", ())
-    return "valid" if len(fields) > 2 and fields[2] == "X_valid" else "test"
 
 
 def bytes_per_model(setting, n_inputs, precision):
@@ -174,7 +167,7 @@ def cache_key(full, seeds, data, device, precision):
     of the data, the device type, the precision, the engine's code, torch's version."""
     here = Path(__file__).parent
     code = "".join((here / name).read_text() for name in ("sweep.py", "engine.py", "noise.py"))
-    key = repr((full, seeds, disk.fingerprint(data), device.type, precision, code,
+    key = repr((full, seeds, data_fingerprint(data), device.type, precision, code,
                 torch.__version__))
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 

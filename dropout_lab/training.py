@@ -76,12 +76,19 @@ def mlp_dropout_rates(model):
     return tuple(float(block[2].p) for block in blocks)
 
 
-def check_train_args(epochs, lr, batch_size, weight_decay, seed):
-    check_int("epochs", epochs, 1)
-    check_int("batch_size", batch_size, 1)
-    check_int("seed", seed, 0, SEED_LIMIT - 1)
-    check_float("lr", lr, 0, strict_minimum=True)
-    check_float("weight_decay", weight_decay, 0)
+def check_sgd(epochs, batch_size, lr, weight_decay):
+    """The SGD settings that dl.train and dl.sweep share, checked and converted:
+    (epochs, batch_size, lr, weight_decay)."""
+    return (check_int("epochs", epochs, 1), check_int("batch_size", batch_size, 1),
+            check_float("lr", lr, 0, strict_minimum=True),
+            check_float("weight_decay", weight_decay, 0))
+
+
+def heldout_name(data):
+    """'valid' for a validation split (fields X_valid, y_valid), else 'test': the
+    prefix of the held-out columns in dl.train's and dl.sweep's results."""
+    fields = getattr(type(data), "_fields", ())
+    return "valid" if len(fields) > 2 and fields[2] == "X_valid" else "test"
 
 
 def train(model, data, epochs=10, lr=0.1, batch_size=256, weight_decay=0.0, seed=0,
@@ -102,10 +109,11 @@ def train(model, data, epochs=10, lr=0.1, batch_size=256, weight_decay=0.0, seed
     where the hardware runs it fast, else float32); any other module trains with
     the plain loop in float32 (or under bfloat16 autocast for precision="bf16").
     """
-    check_train_args(epochs, lr, batch_size, weight_decay, seed)
+    check_sgd(epochs, batch_size, lr, weight_decay)
+    check_int("seed", seed, 0, SEED_LIMIT - 1)
     device = data[0].device if device is None else pick_device(device)
     precision = resolve_precision(precision, device)
-    held = "valid" if getattr(type(data), "_fields", ("",) * 3)[2] == "X_valid" else "test"
+    held = heldout_name(data)
     data = tuple(t.to(device) for t in data)
     model.to(device)
     rates = mlp_dropout_rates(model)
