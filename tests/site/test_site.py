@@ -89,19 +89,28 @@ def test_page(browser, site, name):
 
 
 def test_embedded_animation_slider_changes_the_figure(browser, site):
+    """Every embedded interactive figure (matplotlib's to_jshtml: frames in the
+    page, no kernel, no network) responds to its slider. Screenshots of each
+    figure at two slider positions go to _build/screenshots/."""
     pages = [name for name in PAGES if 'class="anim-slider' in (HTML / name).read_text()]
-    assert pages, "no page has an embedded interactive figure"
+    assert len(pages) >= 5, f"at least five pages need an interactive figure: {pages}"
     for name in pages:
         page, errors = open_page(browser, f"{site}/{name}")
-        slider = page.locator("input.anim-slider").first
-        image = page.locator(".animation img").first
-        before = image.get_attribute("src")
-        slider.scroll_into_view_if_needed()
-        box = slider.bounding_box()
-        page.mouse.click(box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2)
-        page.wait_for_timeout(300)
-        assert image.get_attribute("src") != before, f"{name}: the slider did not change the figure"
-        page.screenshot(path=str(SHOTS / (name.replace("/", "_").removesuffix(".html")
-                                          + "_slider.png")), full_page=False)
-        assert not errors
+        figures = page.locator(".animation")
+        assert figures.count() > 0, f"{name}: no .animation block"
+        for index in range(figures.count()):
+            figure = figures.nth(index)
+            slider, image = figure.locator("input.anim-slider"), figure.locator("img")
+            figure.scroll_into_view_if_needed()
+            stem = f"{name.replace('/', '_').removesuffix('.html')}_figure{index + 1}"
+            shots = []
+            for fraction in (0.15, 0.85):
+                box = slider.bounding_box()
+                page.mouse.click(box["x"] + box["width"] * fraction,
+                                 box["y"] + box["height"] / 2)
+                page.wait_for_timeout(300)
+                shots.append(image.get_attribute("src"))
+                figure.screenshot(path=str(SHOTS / f"{stem}_at{int(fraction * 100)}.png"))
+            assert shots[0] != shots[1], f"{name}, figure {index + 1}: the slider did not change it"
+        assert not errors, f"{name}: console errors {errors}"
         page.close()
