@@ -2,6 +2,7 @@
 that installs only what Colab lacks, from the one repository URL in _config.yml."""
 import ast
 import re
+import statistics
 import subprocess
 import sys
 import tomllib
@@ -201,3 +202,18 @@ def test_the_package_declares_what_it_imports_except_torch():
     assert {m.lower() for m in third_party} <= declared
     assert meta["tool"]["setuptools"]["packages"]["find"]["include"] == [
         "dropout_lab", "dropout_lab.*"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_code_fits_the_page_column(path):
+    """The theme shows 79 characters of code; a longer line hides behind a scroll
+    bar. Cells a reader sees carry one idea: their median length is at most 8
+    lines (detail goes into hide-input cells or the plot helpers)."""
+    cells = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+    long = [line for c in cells for line in c.source.split("\n") if len(line) > 79]
+    assert not long, f"{len(long)} code lines over 79 characters, e.g. {long[0]!r}"
+    hidden = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
+    shown = sorted(len(c.source.split("\n")) for c in cells[1:]
+                   if not hidden & set(c.metadata.get("tags", [])))
+    median = statistics.median(shown or [0])
+    assert median <= 8, f"visible code cells have a median of {median} lines"
