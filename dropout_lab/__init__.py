@@ -4,10 +4,11 @@ from .data import (CLASS_NAMES, DataError, DataFileError, DataNotFoundError, Tra
 from .device import pick_device, set_seed
 from .noise import dropout_layer
 from .stats import compare, paired, welch
+from .stacked import train_stacked
 from .sweep import sweep, training_subset
 from .training import evaluate, make_mlp, train
 
 __all__ = ["CLASS_NAMES", "DataError", "DataFileError", "DataNotFoundError", "TrainValid",
            "data_fingerprint", "load_fashion_mnist", "validation_split", "pick_device",
            "set_seed", "dropout_layer", "compare", "paired", "welch", "sweep",
-           "training_subset", "evaluate", "make_mlp", "train"]
+           "training_subset", "evaluate", "make_mlp", "train", "train_stacked"]
