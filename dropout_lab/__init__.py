@@ -1,4 +1,10 @@
-"""dropout_lab: the small library that the dropout chapter's notebooks share."""
+"""dropout_lab: the small library that the dropout chapter's notebooks share.
+
+Training: dl.train trains one model; dl.sweep trains the chapter's MLP for
+many settings and seeds at once, stacked; dl.train_stacked stacks copies of
+any other nn.Module (a DropConnect layer, a noise layer of one's own), one
+per seed, each trained as dl.train would train it alone.
+"""
 from .data import (CLASS_NAMES, DataError, DataFileError, DataNotFoundError, TrainValid,
                    data_fingerprint, load_fashion_mnist, validation_split)
 from .device import pick_device, set_seed

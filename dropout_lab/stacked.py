@@ -46,10 +46,10 @@ class StackError(ValueError):
 
 
 def config(module):
-    """What a module's code reads besides its tensors: its plain attributes."""
-    skip = {"training", "_parameters", "_buffers", "_modules"}
-    return {k: v for k, v in vars(module).items() if k not in skip and not (
-        k.startswith("_") and k.endswith("hooks"))}
+    """What a module's code reads besides its tensors: its public attributes
+    (nn.Module keeps its own bookkeeping in attributes that start with _)."""
+    return {k: v for k, v in vars(module).items()
+            if not k.startswith("_") and k != "training"}
 
 
 def same_value(a, b):
