@@ -187,7 +187,7 @@ def train_stack(Ws, bs, models, data, epochs, batch_size, scheme, precision,
     order_generators = [torch.Generator().manual_seed(m["seed"]) for m in models]
     noise_generators = [torch.Generator(device).manual_seed(m["seed"] + MASK_STREAM)
                         for m in models]
-    X_train = X_train.to(dtype)
+    X_train = X_train.to(dtype)   # a no-op when dl.sweep has cast it already
     widths = [W.shape[2] for W in Ws[:-1]]
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from . import cache as disk
 from .device import pick_device
-from .engine import describe_precision, init_weights, resolve_precision, train_stack
+from .engine import (compute_dtype, describe_precision, init_weights, resolve_precision,
+                     train_stack)
 from .noise import NEEDS_P_BELOW_1, SCHEMES, check_p
 from .data import data_fingerprint
 from .training import check_sgd, heldout_name, make_mlp
@@ -227,8 +228,11 @@ def sweep(settings, seeds, data, device=None, precision="auto", max_models=None,
             if progress:
                 print(f"sweep: {len(full) * len(seeds)} models loaded from the cache {path}")
             return unpack(saved, full, device, return_models)
-    data = type(data)(*(t.to(device) for t in data)) if hasattr(data, "_fields") \
-        else tuple(t.to(device) for t in data)
+    # on the device, the images in the compute dtype: cast once here, not per stack
+    dtype = compute_dtype(precision)
+    parts = [t.to(device, dtype) if i in (0, 2) else t.to(device)
+             for i, t in enumerate(data)]
+    data = type(data)(*parts) if hasattr(data, "_fields") else tuple(parts)
     rows, weights = [], {}
     total = sum(s["epochs"] for s in full) * len(seeds)
     bar = tqdm(total=total, disable=not progress, leave=False, desc="model-epochs")
