@@ -14,7 +14,7 @@ gives the answer away.
 """
 import functools
 from contextlib import contextmanager
-from typing import Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -105,17 +105,68 @@ def call_tensor(name, fn, *args):
 
 
 class Mistake(NamedTuple):
-    """A known wrong answer, written once: the check names it, the tests walk the table."""
-    wrong: Callable
+    """A known wrong answer, written once: the check names it, the tests walk the table.
+
+    wrong is a wrong function, or for a check of values (a grid of settings) the
+    wrong value; args are the check's other arguments (e.g. the grid's rates).
+    """
+    wrong: Any
     hint: str
+    args: tuple = ()
+
+
+def call_by_seed(name, fn, *args, seeds, empty=None):
+    """Call the student's fn(*args), which returns one number per seed; return
+    (a float Series indexed like seeds, None) or (None, a FAIL Result).
+
+    A one-column DataFrame counts as its column; `empty` is the hint for a result
+    with no values (e.g. a filter that matched no rows).
+    """
+    import pandas as pd
+    out, failed = call_student(name, fn, *args)
+    if failed is not None:
+        return None, failed
+    if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
+        out = out.iloc[:, 0]
+    if not isinstance(out, pd.Series):
+        return None, report(name, False, f"return a pandas Series indexed by seed (got "
+                            f"{type(out).__name__}), so that each difference keeps its seed")
+    if empty and (out.empty or out.isna().all()):
+        return None, report(name, False, empty)
+    if sorted(out.index.tolist()) != sorted(seeds):
+        return None, report(name, False, f"the index must be the seeds {sorted(seeds)}, got "
+                            f"{list(out.index)[:6]}: e.g. rows.set_index('seed')['test_acc']")
+    try:
+        return out.astype(float).reindex(list(seeds)), None
+    except (TypeError, ValueError):
+        return None, report(name, False, "the values must be numbers (accuracy differences)")
+
+
+def call_mean_std(name, fn, *args, index, what):
+    """Call the student's fn(*args), which returns a DataFrame with columns mean and
+    std, one row per value of `index` (increasing); return ((mean, std) as float
+    arrays, None) or (None, a FAIL Result). what names a row ("rate", "size")."""
+    import pandas as pd
+    out, failed = call_student(name, fn, *args)
+    if failed is not None:
+        return None, failed
+    if not isinstance(out, pd.DataFrame) or not {"mean", "std"} <= set(out.columns):
+        return None, report(name, False, f"return a DataFrame with columns 'mean' and 'std', "
+                            f"one row per {what} (e.g. .groupby(...).agg(['mean', 'std']))")
+    if [round(float(v), 6) for v in out.index] != [round(float(v), 6) for v in index]:
+        return None, report(name, False, f"the rows must be the {what}s {list(index)} in "
+                            f"increasing order, got {list(out.index)}")
+    return (out["mean"].astype(float).to_numpy(), out["std"].astype(float).to_numpy()), None
 
 
 def same(a, b, rtol=1e-6):
-    """True if a and b hold the same values: tensors, numbers, and tuples or dicts of them."""
+    """True if a and b hold the same values: tensors, arrays, pandas objects, numbers,
+    and tuples or dicts of them."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k], rtol) for k in a)
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return len(a) == len(b) and all(same(x, y, rtol) for x, y in zip(a, b))
+    a, b = (x.to_numpy(copy=True) if hasattr(x, "to_numpy") else x for x in (a, b))
     try:
         a, b = torch.as_tensor(a), torch.as_tensor(b)
         return (a.shape == b.shape and a.dtype == b.dtype
