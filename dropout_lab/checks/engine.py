@@ -175,14 +175,14 @@ def same(a, b, rtol=1e-6):
         return False
 
 
-def known_mistake(got, mistakes, run):
+def known_mistake(got, mistakes, run, rtol=1e-6):
     """The hint of the first mistake m whose run(m.wrong) gives got, else None."""
     for mistake in mistakes:
         try:
             value = run(mistake.wrong)
         except Exception:  # noqa: BLE001 - a mistake that cannot run here is not this one
             continue
-        if same(got, value):
+        if same(got, value, rtol):
             return mistake.hint
     return None
 

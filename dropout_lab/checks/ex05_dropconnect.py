@@ -5,7 +5,7 @@ DropConnect {Wan et al., 2013} drops WEIGHTS: y = X (W * M)^T / (1-p) + b with
 M_ij = 1 with probability 1-p. In this exercise one mask M of W's shape serves
 the whole minibatch, and the bias is not masked. `p` is the DROP probability.
 
-Every check runs under its own random seed (torch.random.fork_rng), so that it
+Every check runs under its own random seed (engine.seeded), so that it
 is reproducible and leaves the notebook's random state alone.
 """
 import math
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .engine import Mistake, call_tensor, check, report
+from .engine import Mistake, call_tensor, check, report, seeded
 
 __all__ = ["check_dropconnect_linear", "check_dropconnect_mc"]
 
@@ -64,8 +64,7 @@ def check_dropconnect_linear(fn):
     gradient, NaN at p = 1, a mask made on the CPU for a tensor elsewhere.
     """
     name = "dropconnect_linear"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded(0):
         signs = torch.where(torch.rand(30, 20) < 0.5, -1.0, 1.0)
         W = torch.empty(30, 20).uniform_(0.5, 1.5) * signs
         b = torch.linspace(-1, 1, 30)
@@ -239,8 +238,7 @@ def check_dropconnect_mc(fn):
     name = "mc_predict"
     model = _TwoWay().eval()
     X, k = torch.zeros(400, 5), 200
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded(0):
         probs, failed = call_tensor(name, fn, model, X, k)
     if failed is not None:
         return failed
@@ -383,58 +381,27 @@ LINEAR_MISTAKES = [
 ]
 
 
-def mc_predict(model, X, k):
-    """The reference: the mean of k softmax outputs with the noise on, mode restored."""
+def mc_predict(model, X, k, noise=True, softmax_first=True, restore=True, no_grad=True):
+    """The reference: the mean of k softmax outputs with the noise on, mode restored.
+    The keywords make the known mistakes (noise off, logits averaged, ...)."""
     was_training = model.training
-    model.train()
-    with torch.no_grad():
-        probs = sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
-    model.train(was_training)
-    return probs
+    model.train(noise)
+    with torch.set_grad_enabled(not no_grad):
+        out = sum(F.softmax(model(X), dim=1) if softmax_first else model(X)
+                  for _ in range(k)) / k
+    model.train(was_training if restore else noise)
+    return out
 
 
-def mc_eval_mode(model, X, k):
-    model.eval()
-    with torch.no_grad():
-        return sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
-
-
-def mc_logits(model, X, k):
-    model.train()
-    with torch.no_grad():
-        logits = sum(model(X) for _ in range(k)) / k
-    model.eval()
-    return logits
-
-
-def mc_softmax_of_mean_logits(model, X, k):
-    return F.softmax(mc_logits(model, X, k), dim=1)
-
-
-def mc_one_pass(model, X, k):
-    return mc_predict(model, X, 1)
-
-
-def mc_left_training(model, X, k):
-    model.train()
-    with torch.no_grad():
-        return sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
-
-
-def mc_with_graph(model, X, k):
-    model.train()
-    probs = sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
-    model.eval()
-    return probs
-
-
-MC_MISTAKES = [
-    Mistake(mc_eval_mode, "the noise was off"),
-    Mistake(mc_logits, "not probabilities"),
-    Mistake(mc_softmax_of_mean_logits, "geometric mean"),
-    Mistake(mc_one_pass, "passes, not k"),
-    Mistake(mc_left_training, "left the model in train mode"),
-    Mistake(mc_with_graph, "torch.no_grad()"),
+MC_MISTAKES = [Mistake(lambda m, X, k, kw=kw: mc_predict(m, X, k, **kw), hint)
+               for kw, hint in [
+    ({"noise": False}, "the noise was off"),
+    ({"softmax_first": False}, "not probabilities"),
+    ({"restore": False}, "left the model in train mode"),
+    ({"no_grad": False}, "torch.no_grad()")]] + [
+    Mistake(lambda m, X, k: F.softmax(mc_predict(m, X, k, softmax_first=False), dim=1),
+            "geometric mean"),
+    Mistake(lambda m, X, k: mc_predict(m, X, 1), "passes, not k"),
 ]
 
 MISTAKES = {"dropconnect_linear": LINEAR_MISTAKES, "dropconnect_mc": MC_MISTAKES}

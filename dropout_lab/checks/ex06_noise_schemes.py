@@ -7,14 +7,14 @@ multiplies h by 1 + sqrt(p/(1-p))·eps, eps ~ N(0, 1): E = h, Var = p/(1-p)·h²
 (Srivastava et al., 2014, sec. 10, write N(1, (1-q)/q) with the keep
 probability q = 1 - p.)
 
-Every check runs under its own random seed (torch.random.fork_rng), so that it
+Every check runs under its own random seed (engine.seeded), so that it
 is reproducible and leaves the notebook's random state alone.
 """
 import math
 
 import torch
 
-from .engine import Mistake, call_student, call_tensor, check, report
+from .engine import Mistake, call_student, call_tensor, check, report, seeded
 
 __all__ = ["check_gaussian_dropout", "check_noise_moments", "check_noise_unbiased"]
 
@@ -48,8 +48,7 @@ def check_gaussian_dropout(fn):
     p, n = 0.2, 40_000
     levels = torch.tensor([0.0, 0.5, 1.0, 2.0, 3.0], dtype=torch.float64)
     h = levels.expand(n, 5).contiguous()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded(0):
         out, failed = call_tensor(name, fn, h.clone(), p)
         if failed is not None:
             return failed
@@ -128,8 +127,7 @@ def check_noise_moments(fn):
         drawn.append(x.numel())
         return _dropout(x)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded(0):
         result, failed = call_student(name, fn, counting_dropout, h, n)
     if failed is not None:
         return failed
@@ -185,8 +183,7 @@ def check_noise_unbiased(fn, p=0.5, n=50_000):
     name = "noise_unbiased"
     levels = torch.linspace(0.25, 2.0, 8)
     h = levels.expand(n, 8).contiguous()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded(0):
         small, failed = call_tensor(name, fn, torch.rand(2, 3, 4) + 0.5, p)
         if failed is not None:
             return failed

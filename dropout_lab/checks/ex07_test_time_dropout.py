@@ -1,4 +1,4 @@
-"""Exercise 7 (test-time dropout): its checks.
+"""Exercise 7 (test-time dropout): its checks, references and known mistakes.
 
 A model with a BatchNorm layer (which must stay in eval mode) and one dropout
 layer of four units, whose 16 masks can be enumerated for the exact ensemble
@@ -7,10 +7,7 @@ average.
 Functions are checked on small inputs built so that each classic mistake gives
 a different answer from the right one. `p` is always the DROP probability;
 Srivastava et al. (2014) write the keep probability q = 1 - p. Checks that draw
-random numbers run under their own seed (torch.random.fork_rng).
-
-Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns a Result (engine.py).
+random numbers run under their own seed (engine.seeded).
 """
 import itertools
 import math
@@ -19,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine import call_student, report, check
+from .engine import Mistake, call_student, check, report, seeded
 
 __all__ = ["check_mc_predict", "check_entropy", "check_selective_accuracy"]
 
@@ -64,8 +61,7 @@ def _mc_model():
     BatchNorm layer with running statistics that differ from any batch's, and
     before one more nonlinear layer (so that averaging logits is neither averaging
     probabilities nor eval mode). Returned in eval mode, with its input."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(3)
+    with seeded(3):
         block = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.5))
         model = nn.Sequential(block, nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5))
         with torch.no_grad():
@@ -106,16 +102,8 @@ def _bn_changed(model, before):
 
 
 def _call_seeded(name, fn, seed, *args):
-    """call_student under its own seed, on one thread (the model is tiny: more
-    threads only wait for each other, badly so on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return call_student(name, fn, *args)
-    finally:
-        torch.set_num_threads(threads)
+    with seeded(seed):
+        return call_student(name, fn, *args)
 
 
 @check
@@ -318,3 +306,87 @@ def check_selective_accuracy(fn):
                       "uncertainty and return the fraction of them that is correct")
     return report(name, True, "accuracy on the least uncertain images, for coverages 0.1 "
                   "to 1")
+
+
+# ---------------------------------------------------------------------------
+# The known mistakes (tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+def _todo(*args):
+    raise NotImplementedError("TODO")
+
+
+def _dropout_on(model, everywhere=True):
+    """Eval mode, then the nn.Dropout modules (everywhere, or top-level only) in train."""
+    model.eval()
+    for module in model.modules() if everywhere else model:
+        if isinstance(module, nn.Dropout):
+            module.train()
+
+
+@torch.no_grad()
+def _mc(model, X, k, switch=_dropout_on, combine=None, restore=True, reseed=False,
+        end_eval=False):
+    """The notebook's answer, or with one thing done wrong: the known mistakes."""
+    was = model.training
+    switch(model)
+    logits = []
+    for _ in range(k):
+        if reseed:
+            torch.manual_seed(0)
+        logits.append(model(X))
+    logits = torch.stack(logits)
+    out = torch.softmax(logits, -1).mean(0) if combine is None else combine(logits)
+    if restore:
+        model.train(was)
+    if end_eval:
+        model.eval()
+    return out
+
+
+MC_MISTAKES = [Mistake(lambda m, X, k, kw=kw: _mc(m, X, k, **kw), hint) for kw, hint in [
+    ({"combine": lambda z: torch.softmax(z.mean(0), -1)}, "averaged the logits"),
+    ({"restore": False}, "still in train mode"),
+    ({"switch": lambda m: m.train()}, "BatchNorm ran in train mode"),
+    ({"switch": lambda m: m.eval()}, "equals eval mode"),
+    ({"switch": lambda m: _dropout_on(m, everywhere=False)}, "sub-modules"),
+    ({"reseed": True}, "passes are identical"),
+    ({"restore": False, "end_eval": True}, "restore the mode it had"),
+    ({"combine": lambda z: z.mean(0)}, "do not sum to 1"),
+    ({"combine": lambda z: torch.softmax(z, -1)}, "average over the passes")]] + [
+    Mistake(_todo, "not implemented yet")]
+
+
+def _log(P):
+    return torch.log(P.clamp_min(1e-12))
+
+
+ENTROPY_MISTAKES = [
+    Mistake(lambda P: -(P * torch.log(P)).sum(1), "NaN"),
+    Mistake(lambda P: (P * _log(P)).sum(1), "sign"),
+    Mistake(lambda P: -(P * torch.log2(P.clamp_min(1e-12))).sum(1), "bits"),
+    Mistake(lambda P: -(P * _log(P)).mean(1), "MEAN"),
+    Mistake(lambda P: -(P * _log(P)).sum(0), "summed over the images"),
+    Mistake(lambda P: -torch.xlogy(P, P).sum(1, keepdim=True), "keepdim"),
+    Mistake(lambda P: 1 - P.max(1).values, "1 - max probability"),
+]
+
+
+def _kept(uncertainty, correct, coverage, descending=False):
+    order = torch.argsort(uncertainty, descending=descending)
+    return correct[order[:round(coverage * len(uncertainty))]].float()
+
+
+SELECTIVE_MISTAKES = [
+    Mistake(lambda u, c, cov: _kept(u, c, cov, descending=True).mean().item(),
+            "MOST uncertain"),
+    Mistake(lambda u, c, cov: c.float().mean().item(), "accuracy on all images"),
+    Mistake(lambda u, c, cov: _kept(u, c, cov).sum().item() / len(c), "number of ALL images"),
+    Mistake(lambda u, c, cov: _kept(u, c, cov).sum().item(), "is a count"),
+]
+
+MISTAKES = {"mc_predict": MC_MISTAKES, "entropy": ENTROPY_MISTAKES,
+            "selective_accuracy": SELECTIVE_MISTAKES}
+REFERENCES = {"mc_predict": mc_predict_reference, "entropy": entropy_reference,
+              "selective_accuracy": selective_accuracy_reference}
+PASSES = {"mc_predict": [(_mc,)]}
