@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine import Mistake, call_student, check, report, seeded
+from .engine import Mistake, call_student, check, known_mistake, report, seeded
 
 __all__ = ["check_mc_predict", "check_entropy", "check_selective_accuracy"]
 
@@ -286,24 +286,15 @@ def check_selective_accuracy(fn):
                  for keep in {math.floor(coverage * N), math.ceil(coverage * N)} if keep}
         if any(abs(got - w) < 1e-6 for w in wants):
             continue
-        want = selective_accuracy_reference(uncertainty, correct, coverage)
-        keep = round(coverage * N)
         if got > 1:
             return report(name, False, f"{got:g} is a count: return the fraction of the kept "
                           "images that are correct")
-        if abs(got - selective_accuracy_reference(-uncertainty, correct, coverage)) < 1e-6:
-            return report(name, False, f"at coverage {coverage} you kept the MOST uncertain "
-                          "images: sort by uncertainty in increasing order and keep the "
-                          "first ones (abstain on the most uncertain)")
-        if coverage < 1 and abs(got - correct.float().mean().item()) < 1e-6:
-            return report(name, False, f"at coverage {coverage} you returned the accuracy on "
-                          "all images: keep only that fraction, the least uncertain")
-        if abs(got - want * keep / N) < 1e-6:
-            return report(name, False, "you divided by the number of ALL images: the "
-                          "accuracy is over the kept images only")
-        return report(name, False, f"at coverage {coverage} got {got:.4f}, expected "
-                      f"{want:.4f}: keep the round(coverage*N) images with the lowest "
-                      "uncertainty and return the fraction of them that is correct")
+        hint = known_mistake(got, SELECTIVE_MISTAKES, lambda wrong: wrong(
+            uncertainty, correct, coverage), rtol=1e-5)
+        want = selective_accuracy_reference(uncertainty, correct, coverage)
+        return report(name, False, f"at coverage {coverage}: " + (hint or (
+            f"got {got:.4f}, expected {want:.4f}: keep the round(coverage*N) images with "
+            "the lowest uncertainty and return the fraction of them that is correct")))
     return report(name, True, "accuracy on the least uncertain images, for coverages 0.1 "
                   "to 1")
 
@@ -378,10 +369,13 @@ def _kept(uncertainty, correct, coverage, descending=False):
 
 
 SELECTIVE_MISTAKES = [
-    Mistake(lambda u, c, cov: _kept(u, c, cov, descending=True).mean().item(),
-            "MOST uncertain"),
-    Mistake(lambda u, c, cov: c.float().mean().item(), "accuracy on all images"),
-    Mistake(lambda u, c, cov: _kept(u, c, cov).sum().item() / len(c), "number of ALL images"),
+    Mistake(lambda u, c, cov: _kept(u, c, cov, descending=True).mean().item(), "you kept "
+            "the MOST uncertain images: sort by uncertainty in increasing order and keep "
+            "the first ones (abstain on the most uncertain)"),
+    Mistake(lambda u, c, cov: c.float().mean().item(), "you returned the accuracy on all "
+            "images: keep only that fraction, the least uncertain"),
+    Mistake(lambda u, c, cov: _kept(u, c, cov).sum().item() / len(c), "you divided by the "
+            "number of ALL images: the accuracy is over the kept images only"),
     Mistake(lambda u, c, cov: _kept(u, c, cov).sum().item(), "is a count"),
 ]
 
