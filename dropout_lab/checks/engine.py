@@ -13,6 +13,7 @@ scores nothing. In graded mode `answer_hint` drops the part of a hint that
 gives the answer away.
 """
 import functools
+import numbers
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -102,6 +103,52 @@ def call_tensor(name, fn, *args):
     if not isinstance(out, torch.Tensor):
         return None, report(name, False, f"return a torch.Tensor, got {type(out).__name__}")
     return out, None
+
+
+ALIASES = {"wd": "weight_decay", "lambda": "weight_decay", "l2": "weight_decay",
+           "p": "dropout", "p1": "dropout", "p2": "dropout", "drop": "dropout", "n": "n_train"}
+
+
+def settings_problem(settings, example):
+    """A hint if settings is not a non-empty list of dl.sweep dicts (known keys, a
+    tuple of rates for dropout), else None. example: one setting, as text."""
+    from ..sweep import DEFAULTS
+    if settings is None:
+        return "settings is None: build the list of dicts, one per net"
+    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
+        return f"settings must be a list of dicts, one per net, got {type(settings).__name__}"
+    if not settings:
+        return "settings is empty"
+    for s in settings:
+        if not isinstance(s, dict):
+            return f"each setting must be a dict for dl.sweep, e.g. {example}; got {s!r}"
+        unknown = sorted(set(s) - set(DEFAULTS))
+        if unknown:
+            better = {k: ALIASES[k] for k in unknown if k in ALIASES}
+            return (f"dl.sweep does not know the key(s) {unknown}"
+                    + (f" (did you mean {better}?)" if better else "")
+                    + f"; its keys are {sorted(DEFAULTS)}")
+        d = s.get("dropout", DEFAULTS["dropout"])
+        if isinstance(d, (numbers.Number, str)) or not hasattr(d, "__len__"):
+            return f"'dropout' must be a tuple, one rate per hidden layer; got {d!r}"
+    return None
+
+
+def differing(settings, varying):
+    """A hint naming a key outside `varying` whose value differs between the settings
+    (dl.sweep's default standing in for a missing key), else None."""
+    from ..sweep import DEFAULTS
+    for key in sorted({k for s in settings for k in s} - set(varying)):
+        values = {repr(s.get(key, DEFAULTS.get(key))) for s in settings}
+        if len(values) > 1:
+            return (f"the settings differ in {key!r} ({', '.join(sorted(values))}): only "
+                    f"{' and '.join(varying)} may vary, or the comparison is unfair")
+    return None
+
+
+def repeated(points):
+    """The points that occur more than once, sorted."""
+    return sorted({x for x in points if points.count(x) > 1})
 
 
 class Mistake(NamedTuple):

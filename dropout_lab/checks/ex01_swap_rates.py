@@ -13,7 +13,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .engine import Mistake, call_by_seed, call_mean_std, check, known_mistake, report
+from .engine import (Mistake, call_by_seed, call_mean_std, check, differing, known_mistake,
+                     repeated, report, settings_problem)
 
 __all__ = ["check_rate_grid", "check_paired_differences", "check_marginal_means"]
 
@@ -31,20 +32,15 @@ def _fmt(pairs, limit=4):
 
 def _grid_pairs(settings):
     """The list of (p1, p2) pairs in `settings`, or a hint about its form."""
-    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
-        return None, (f"settings must be a list of dicts (one per setting), got "
-                      f"{type(settings).__name__}")
-    if not settings:
-        return None, "settings is empty"
+    problem = settings_problem(settings, "{'dropout': (0.2, 0.5)}")
+    if problem:
+        return None, problem
     pairs = []
     for s in settings:
-        if not isinstance(s, dict):
-            return None, (f"each setting must be a dict for dl.sweep, e.g. "
-                          f"{{'dropout': (0.2, 0.5)}}; got {s!r}")
         if "dropout" not in s:
             return None, f"a setting has no 'dropout' key: {s!r}"
         d = s["dropout"]
-        if isinstance(d, numbers.Number) or not hasattr(d, "__len__") or len(d) != 2:
+        if len(d) != 2:
             return None, f"'dropout' must hold one rate per hidden layer, (p1, p2); got {d!r}"
         if not all(isinstance(p, numbers.Real) and not isinstance(p, bool) for p in d):
             return None, f"the rates must be numbers, got {d!r}"
@@ -72,15 +68,14 @@ def check_rate_grid(settings, rates):
     if seen == keep and keep != want:
         return report(name, False, "these are keep probabilities q = 1 - p: dl.sweep "
                       "and this book use the DROP probability p (0.2 means drop 20 %)")
-    if len(got) != len(seen):
-        twice = {k for k in seen if got.count(k) > 1}
-        return report(name, False, f"some settings appear more than once: {_fmt(twice)}")
+    if repeated(got):
+        return report(name, False, f"some settings appear more than once: "
+                      f"{_fmt(repeated(got))}")
     missing, extra = want - seen, seen - want
     if not missing and not extra:
-        others = [{k: v for k, v in s.items() if k != "dropout"} for s in settings]
-        if any(o != others[0] for o in others):
-            return report(name, False, "the settings differ in more than the dropout rates "
-                          "(epochs, n_train, ...): give them all the same values")
+        problem = differing(settings, ("dropout",))
+        if problem:
+            return report(name, False, problem)
         return report(name, True, f"{len(want)} settings = {len(rates)} rates for p1 x "
                       f"{len(rates)} for p2, both orders")
     if extra and not missing:
@@ -224,7 +219,7 @@ GRID_MISTAKES = [Mistake(settings, hint, (RATES,)) for settings, hint in [
     (GRID, "must be a dict"),
     ([{"dropout": a} for a in RATES], "one rate per hidden layer"),
     ([{"dropout": (a, b), "epochs": 10 if a < 0.5 else 20} for a, b in GRID],
-     "differ in more than the dropout"),
+     "differ in 'epochs'"),
     ([{"dropout": d} for d in itertools.product(RATES + [0.9], RATES)], "outside the grid"),
     (None, "list of dicts")]]
 

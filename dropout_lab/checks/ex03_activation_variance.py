@@ -7,7 +7,6 @@ reference implementations (`reference_*`) are used by the checks and tests.
 The formula's check names the first known mistake (PREDICTION_MISTAKES) that
 gives the student's answer on the same activations.
 """
-import math
 
 import torch
 

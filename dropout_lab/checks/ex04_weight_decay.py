@@ -8,8 +8,7 @@ import itertools
 import pandas as pd
 import torch
 
-from ..sweep import DEFAULTS
-from .engine import Mistake, call_student, check, report
+from .engine import Mistake, call_student, check, differing, repeated, report, settings_problem
 
 __all__ = ["check_wd_grid", "check_interaction"]
 
@@ -24,43 +23,26 @@ def check_wd_grid(settings, wds, ps):
     wds × ps, with dropout=(p, p); everything else the same in all settings."""
     name = "check_wd_grid"
     wds, ps = [float(w) for w in wds], [float(p) for p in ps]
-    if settings is None:
-        return report(name, False, "settings is None: build the list of dicts")
-    if not isinstance(settings, (list, tuple)) or \
-            not all(isinstance(s, dict) for s in settings):
-        return report(name, False, "settings must be a list of dicts, e.g. "
-                      "[{'weight_decay': 0.0, 'dropout': (0.0, 0.0)}, ...]")
-    aliases = {"wd": "weight_decay", "lambda": "weight_decay", "l2": "weight_decay",
-               "p": "dropout", "p1": "dropout", "p2": "dropout", "drop": "dropout"}
+    problem = settings_problem(settings, "{'weight_decay': 0.0, 'dropout': (0.0, 0.0)}")
+    if problem:
+        return report(name, False, problem)
     for s in settings:
-        unknown = sorted(set(s) - set(DEFAULTS))
-        if unknown:
-            better = {k: aliases[k] for k in unknown if k in aliases}
-            hint = f" (did you mean {better}?)" if better else ""
-            return report(name, False, f"unknown key(s) {unknown}{hint}: dl.sweep knows "
-                          f"{sorted(DEFAULTS)}")
         missing = [k for k in ("weight_decay", "dropout") if k not in s]
         if missing:
             return report(name, False, f"a setting lacks {missing}: give both weight_decay "
                           "and dropout in every setting (the defaults would hide the grid)")
         d = s["dropout"]
-        if not isinstance(d, (tuple, list)):
-            return report(name, False, f"dropout={d!r}: give one rate per hidden layer, "
-                          "a tuple like (p, p)")
         if len(d) != 2 or d[0] != d[1]:
             return report(name, False, f"dropout={tuple(d)}: use the same p in both hidden "
                           "layers, dropout=(p, p)")
-    others = {k for s in settings for k in s} - {"weight_decay", "dropout"}
-    for k in sorted(others):
-        values = {repr(s.get(k, DEFAULTS[k])) for s in settings}
-        if len(values) > 1:
-            return report(name, False, f"the settings differ in {k!r} ({sorted(values)}): only "
-                          "weight_decay and dropout may vary, or the comparison is unfair")
+    problem = differing(settings, ("weight_decay", "dropout"))
+    if problem:
+        return report(name, False, problem)
     pairs = [(float(s["weight_decay"]), float(s["dropout"][0])) for s in settings]
     want = list(itertools.product(wds, ps))
-    if len(set(pairs)) < len(pairs):
-        dup = sorted({x for x in pairs if pairs.count(x) > 1})
-        return report(name, False, f"duplicate settings {dup}: each (weight_decay, p) once")
+    if repeated(pairs):
+        return report(name, False, f"duplicate settings {repeated(pairs)}: each "
+                      "(weight_decay, p) once")
     if set(pairs) == set(want):
         return report(name, True, f"{len(want)} settings: weight decay {_fmt(wds)} × "
                       f"p {_fmt(ps)}, p the same in both layers")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..sweep import DEFAULTS
-from .engine import Mistake, call_mean_std, check, report
+from .engine import Mistake, call_mean_std, check, repeated, report, settings_problem
 
 __all__ = ["check_size_settings", "check_dropout_gain"]
 
@@ -30,33 +30,13 @@ def _key(values):
     return tuple(round(float(v), 6) for v in values)
 
 
-def _settings_problem(settings, what):
-    """A hint if `settings` is not a list of dl.sweep dicts, else None."""
-    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
-        return (f"settings must be a list of dicts, one per net, got "
-                f"{type(settings).__name__}")
-    if not settings:
-        return "settings is empty"
-    for s in settings:
-        if not isinstance(s, dict):
-            return f"each setting must be a dict for dl.sweep, e.g. {what}; got {s!r}"
-        unknown = sorted(set(s) - set(DEFAULTS))
-        if unknown:
-            return (f"dl.sweep does not know the key(s) {unknown}; its keys are "
-                    f"{sorted(DEFAULTS)}")
-        d = s.get("dropout", DEFAULTS["dropout"])
-        if isinstance(d, numbers.Number) or not hasattr(d, "__len__"):
-            return f"'dropout' must be a tuple, one rate per hidden layer; got {d!r}"
-    return None
-
-
 @check
 def check_size_settings(settings, sizes, epochs=None):
     """settings: dl.sweep dicts, for every size in `sizes` one net without dropout
     (0.0, 0.0) and one with (0.5, 0.5), n_train = size; the two nets of one size
     differ only in dropout. epochs (optional): {size: epochs} that each must use."""
     name = "size settings"
-    problem = _settings_problem(settings, "{'dropout': (0.5, 0.5), 'n_train': 500}")
+    problem = settings_problem(settings, "{'dropout': (0.5, 0.5), 'n_train': 500}")
     if problem:
         return report(name, False, problem)
     if any("n_train" not in s for s in settings):
@@ -79,9 +59,9 @@ def check_size_settings(settings, sizes, epochs=None):
     got = [(int(size_of.get(s["n_train"], s["n_train"] or 0)),
             _key(s.get("dropout", DEFAULTS["dropout"]))) for s in settings]
     want = {(int(n), d) for n in sizes for d in [(0.0, 0.0), (0.5, 0.5)]}
-    if len(got) != len(set(got)):
-        twice = sorted({g for g in got if got.count(g) > 1})
-        return report(name, False, f"some (n_train, dropout) appear twice, e.g. {twice[0]}")
+    if repeated(got):
+        return report(name, False, f"some (n_train, dropout) appear twice, e.g. "
+                      f"{repeated(got)[0]}")
     missing, extra = want - set(got), set(got) - want
     if missing:
         without = {n for n, d in missing if d == (0.0, 0.0)}

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..sweep import DEFAULTS
-from .engine import Mistake, call_by_seed, check, known_mistake, report
-from .ex09_training_set_size import _settings_problem
+from .engine import (Mistake, call_by_seed, check, differing, known_mistake, repeated, report,
+                     settings_problem)
 
 __all__ = ["check_width_settings", "check_nq_gain"]
 
@@ -35,7 +35,7 @@ def check_width_settings(settings, widths, rates):
     """settings: dl.sweep dicts, one per (width, rate): hidden=(w, w), dropout=(p, p),
     each pair once, identical otherwise."""
     name = "width settings"
-    problem = _settings_problem(settings, "{'hidden': (128, 128), 'dropout': (0.5, 0.5)}")
+    problem = settings_problem(settings, "{'hidden': (128, 128), 'dropout': (0.5, 0.5)}")
     if problem:
         return report(name, False, problem)
     pairs = []
@@ -57,9 +57,8 @@ def check_width_settings(settings, widths, rates):
         pairs.append((int(hidden[0]), round(float(dropout[0]), 6)))
     want = {(int(w), round(float(p), 6)) for w in widths for p in rates}
     got = set(pairs)
-    if len(pairs) != len(got):
-        twice = sorted({x for x in pairs if pairs.count(x) > 1})
-        return report(name, False, f"(width, p) = {twice[0]} appears more than once")
+    if repeated(pairs):
+        return report(name, False, f"(width, p) = {repeated(pairs)[0]} appears more than once")
     keep = {(w, round(1 - p, 6)) for w, p in want}
     if got == keep != want:
         return report(name, False, "these are keep probabilities q = 1 - p: dl.sweep uses the "
@@ -73,10 +72,9 @@ def check_width_settings(settings, widths, rates):
                       f"{sorted(missing)[0]}")
     if extra:
         return report(name, False, f"(width, p) outside the grid: {sorted(extra)[:3]}")
-    rests = [{k: v for k, v in s.items() if k not in ("hidden", "dropout")} for s in settings]
-    if any(r != rests[0] for r in rests):
-        return report(name, False, "the settings differ in more than width and rate (epochs, "
-                      "n_train, ...): give them all the same values")
+    problem = differing(settings, ("hidden", "dropout"))
+    if problem:
+        return report(name, False, problem)
     return report(name, True, f"{len(want)} settings = {len(widths)} widths x "
                   f"{len(rates)} rates, two equal hidden layers each")
 
@@ -144,7 +142,7 @@ SETTINGS_MISTAKES = [Mistake(settings, hint, (WIDTHS, RATES)) for settings, hint
     ([{"hidden": (w, w), "dropout": (1 - p, 1 - p)} for w, p in GRID], "keep probabilities"),
     ([{"hidden": (w, w), "dropout": (p, p)} for w, p in zip(WIDTHS, RATES)], "zip"),
     ([{"hidden": (w, w), "dropout": (p, p), "epochs": 5 if p else 10} for w, p in GRID],
-     "differ in more"),
+     "differ in 'epochs'"),
     (_grid()[:-1], "missing"),
     (_grid() + _grid()[:1], "more than once"),
     ([{"hidden": (w, w), "dropout": (p, 0.5)} for w, p in GRID], "the same rate after both")]]
