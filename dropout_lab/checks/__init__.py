@@ -12,7 +12,7 @@ grader uses in place of a student's failed one.
 from . import (ex01_swap_rates, ex02_more_epochs, ex03_activation_variance,
                ex04_weight_decay, ex05_dropconnect, ex06_noise_schemes,
                ex07_test_time_dropout, ex08_backward, ex09_training_set_size, ex10_width)
-from .engine import Result, call_student, report  # noqa: F401
+from .engine import Fail, Result, report  # noqa: F401
 from .ex01_swap_rates import *          # noqa: F401,F403
 from .ex02_more_epochs import *         # noqa: F401,F403
 from .ex03_activation_variance import *  # noqa: F401,F403

@@ -4,7 +4,12 @@ A check ends in one verdict, a Result(name, passed, message). `report` prints it
 as "[PASS] name: message" (or [FAIL]) for the student and returns it. A check
 function is wrapped by `@check`: whatever happens inside (a TODO not done, an
 exception), it ends in exactly one Result, named after the function
-(check_dropout_layer -> "dropout_layer") whatever the outcome.
+(check_dropout_layer -> "dropout_layer") whatever the outcome. So a check calls
+the student's function directly, and fails with a hint by raising Fail(hint),
+also from the helpers here that read a result (tensor, by_seed, mean_std).
+Also here: settings_problem and differing for a grid of settings, Mistake and
+known_mistake for the tables of known mistakes, seeded for random draws that
+leave the student's random state alone.
 
 Under scripts/grade.py, GRADING holds the grader's token: each Result then also
 travels as a display message of its own MIME type carrying that token. The
@@ -60,6 +65,12 @@ def publish(result):
     display({MIME: {**result._asdict(), "token": GRADING["token"]}}, raw=True)
 
 
+class Fail(Exception):
+    """Raised inside a check (or a helper it calls): the check fails with this hint.
+    The student's own exceptions need no wrapping: `check` turns a
+    NotImplementedError into "not implemented yet", any other into "your code raised"."""
+
+
 def check(fn):
     """Make fn a check: one Result named after it, whatever fn does or raises."""
     name = fn.__name__.removeprefix("check_")
@@ -71,6 +82,8 @@ def check(fn):
         _running.append(name)
         try:
             result = fn(*args, **kwargs)
+        except Fail as failure:
+            result = report(name, False, str(failure))
         except NotImplementedError as error:
             result = report(name, False, f"not implemented yet ({error})")
         except Exception as error:  # noqa: BLE001 - a wrong answer gets a hint, not a trace
@@ -85,24 +98,11 @@ def check(fn):
     return run
 
 
-def call_student(name, fn, *args, **kwargs):
-    """Call the student's fn; return (value, None), or (None, a FAIL Result already printed)."""
-    try:
-        return fn(*args, **kwargs), None
-    except NotImplementedError as error:
-        return None, report(name, False, f"not implemented yet ({error})")
-    except Exception as error:  # a wrong answer must give a hint, not a traceback
-        return None, report(name, False, f"your code raised {type(error).__name__}: {error}")
-
-
-def call_tensor(name, fn, *args):
-    """call_student, and also fail unless the student's fn returned a tensor."""
-    out, failed = call_student(name, fn, *args)
-    if failed is not None:
-        return None, failed
+def tensor(out):
+    """out, if the student's function returned a tensor; else the check fails."""
     if not isinstance(out, torch.Tensor):
-        return None, report(name, False, f"return a torch.Tensor, got {type(out).__name__}")
-    return out, None
+        raise Fail(f"return a torch.Tensor, got {type(out).__name__}")
+    return out
 
 
 ALIASES = {"wd": "weight_decay", "lambda": "weight_decay", "l2": "weight_decay",
@@ -162,48 +162,39 @@ class Mistake(NamedTuple):
     args: tuple = ()
 
 
-def call_by_seed(name, fn, *args, seeds, empty=None):
-    """Call the student's fn(*args), which returns one number per seed; return
-    (a float Series indexed like seeds, None) or (None, a FAIL Result).
-
-    A one-column DataFrame counts as its column; `empty` is the hint for a result
-    with no values (e.g. a filter that matched no rows).
-    """
+def by_seed(out, seeds, empty=None):
+    """The student's result with one number per seed, as a float Series indexed like
+    seeds (a one-column DataFrame counts as its column); else the check fails.
+    `empty` is the hint for a result with no values (a filter that matched no rows)."""
     import pandas as pd
-    out, failed = call_student(name, fn, *args)
-    if failed is not None:
-        return None, failed
     if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
         out = out.iloc[:, 0]
     if not isinstance(out, pd.Series):
-        return None, report(name, False, f"return a pandas Series indexed by seed (got "
-                            f"{type(out).__name__}), so that each difference keeps its seed")
+        raise Fail(f"return a pandas Series indexed by seed (got {type(out).__name__}), so "
+                   "that each difference keeps its seed")
     if empty and (out.empty or out.isna().all()):
-        return None, report(name, False, empty)
+        raise Fail(empty)
     if sorted(out.index.tolist()) != sorted(seeds):
-        return None, report(name, False, f"the index must be the seeds {sorted(seeds)}, got "
-                            f"{list(out.index)[:6]}: e.g. rows.set_index('seed')['test_acc']")
+        raise Fail(f"the index must be the seeds {sorted(seeds)}, got {list(out.index)[:6]}: "
+                   "e.g. rows.set_index('seed')['test_acc']")
     try:
-        return out.astype(float).reindex(list(seeds)), None
+        return out.astype(float).reindex(list(seeds))
     except (TypeError, ValueError):
-        return None, report(name, False, "the values must be numbers (accuracy differences)")
+        raise Fail("the values must be numbers (accuracy differences)") from None
 
 
-def call_mean_std(name, fn, *args, index, what):
-    """Call the student's fn(*args), which returns a DataFrame with columns mean and
-    std, one row per value of `index` (increasing); return ((mean, std) as float
-    arrays, None) or (None, a FAIL Result). what names a row ("rate", "size")."""
+def mean_std(out, index, what):
+    """The columns mean and std of the student's DataFrame, one row per value of
+    `index` in increasing order, as float arrays; else the check fails. what names
+    a row ("rate", "size")."""
     import pandas as pd
-    out, failed = call_student(name, fn, *args)
-    if failed is not None:
-        return None, failed
     if not isinstance(out, pd.DataFrame) or not {"mean", "std"} <= set(out.columns):
-        return None, report(name, False, f"return a DataFrame with columns 'mean' and 'std', "
-                            f"one row per {what} (e.g. .groupby(...).agg(['mean', 'std']))")
+        raise Fail(f"return a DataFrame with columns 'mean' and 'std', one row per {what} "
+                   "(e.g. .groupby(...).agg(['mean', 'std']))")
     if [round(float(v), 6) for v in out.index] != [round(float(v), 6) for v in index]:
-        return None, report(name, False, f"the rows must be the {what}s {list(index)} in "
-                            f"increasing order, got {list(out.index)}")
-    return (out["mean"].astype(float).to_numpy(), out["std"].astype(float).to_numpy()), None
+        raise Fail(f"the rows must be the {what}s {list(index)} in increasing order, got "
+                   f"{list(out.index)}")
+    return out["mean"].astype(float).to_numpy(), out["std"].astype(float).to_numpy()
 
 
 def same(a, b, rtol=1e-6):

@@ -13,8 +13,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .engine import (Mistake, call_by_seed, call_mean_std, check, differing, known_mistake,
-                     repeated, report, settings_problem)
+from .engine import (Mistake, by_seed, check, differing, known_mistake,
+                     mean_std, repeated, report, settings_problem)
 
 __all__ = ["check_rate_grid", "check_paired_differences", "check_marginal_means"]
 
@@ -138,9 +138,7 @@ def check_paired_differences(fn):
     final = _synthetic_final()
     for first, second in [((0.0, 0.5), (0.5, 0.2)), ((0.2, 0.5), (0.5, 0.2))]:
         want = paired_differences(final, first, second)
-        got, failed = call_by_seed(name, fn, final.copy(), first, second, seeds=want.index)
-        if failed is not None:
-            return failed
+        got = by_seed(fn(final.copy(), first, second), want.index)
         if np.allclose(got, want, atol=1e-9):
             continue
         hint = known_mistake(got, DIFFERENCE_MISTAKES, lambda wrong: pd.Series(
@@ -160,11 +158,7 @@ def check_marginal_means(fn):
     final = _synthetic_final()
     for column in ("p1", "p2"):
         want = marginal_means(final, column)
-        out, failed = call_mean_std(name, fn, final.copy(), column, index=want.index,
-                                    what=f"rate of {column}")
-        if failed is not None:
-            return failed
-        mean, std = out
+        mean, std = mean_std(fn(final.copy(), column), want.index, f"rate of {column}")
         if not np.allclose(mean, want["mean"], atol=1e-9):
             other = "p2" if column == "p1" else "p1"
             if np.allclose(mean, marginal_means(final, other)["mean"], atol=1e-9):

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .engine import Mistake, call_student, check, report
+from .engine import Mistake, check, report
 
 __all__ = ["check_overfitting_onset", "check_epochs_to_reach"]
 
@@ -59,9 +59,7 @@ def check_overfitting_onset(fn):
              (_history().assign(test_loss=lambda t: 0.6 - 0.01 * t.epoch), falling)]
     for history, what in cases:
         want = overfitting_onset(history)
-        out, failed = call_student(name, fn, history.copy())
-        if failed is not None:
-            return failed
+        out = fn(history.copy())
         got = _as_int(out)
         if got == want:
             continue
@@ -115,9 +113,7 @@ def check_epochs_to_reach(fn):
              (_curve([0.5, 0.6, 0.7, 0.8]), 0.9, "a curve that never reaches the target")]
     for curve, target, what in cases:
         want = epochs_to_reach(curve, target)
-        out, failed = call_student(name, fn, curve.copy(), target)
-        if failed is not None:
-            return failed
+        out = fn(curve.copy(), target)
         if want is None:
             if out is None:
                 continue

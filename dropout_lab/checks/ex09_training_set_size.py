@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..sweep import DEFAULTS
-from .engine import Mistake, call_mean_std, check, repeated, report, settings_problem
+from .engine import Mistake, check, mean_std, repeated, report, settings_problem
 
 __all__ = ["check_size_settings", "check_dropout_gain"]
 
@@ -128,11 +128,7 @@ def check_dropout_gain(fn):
     final = _synthetic_sizes()
     for value in ("test_acc", "gap"):
         want = dropout_gain_reference(final, value)
-        out, failed = call_mean_std(name, fn, final.copy(), value, index=want.index,
-                                    what="size")
-        if failed is not None:
-            return failed
-        mean, std = out
+        mean, std = mean_std(fn(final.copy(), value), want.index, "size")
         if value == "gap":
             test = dropout_gain_reference(final, "test_acc")
             if np.allclose(mean, test["mean"], atol=1e-9):

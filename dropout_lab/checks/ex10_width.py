@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..sweep import DEFAULTS
-from .engine import (Mistake, call_by_seed, check, differing, known_mistake, repeated, report,
+from .engine import (Mistake, by_seed, check, differing, known_mistake, repeated, report,
                      settings_problem)
 
 __all__ = ["check_width_settings", "check_nq_gain"]
@@ -105,12 +105,10 @@ def check_nq_gain(fn):
     final = _synthetic_widths()
     for n, q in [(128, 0.5), (64, 0.8), (256, 0.8)]:
         want = nq_gain_reference(final, n, q)
-        got, failed = call_by_seed(
-            name, fn, final.copy(), n, q, seeds=want.index, empty=f"for n={n}, q={q} no "
-            f"rows matched: 1 - {q} is {1 - q!r} in floating point, and {n}/{q} = "
-            f"{n / q!r}; compare with np.isclose(final.p1, 1 - q) and width == round(n / q)")
-        if failed is not None:
-            return failed
+        got = by_seed(fn(final.copy(), n, q), want.index, empty=f"for n={n}, q={q} no "
+                      f"rows matched: 1 - {q} is {1 - q!r} in floating point, and {n}/{q} = "
+                      f"{n / q!r}; compare with np.isclose(final.p1, 1 - q) and width == "
+                      "round(n / q)")
         if np.allclose(got, want, atol=1e-9):
             continue
         hint = known_mistake(got, NQ_MISTAKES, lambda wrong: wrong(final.copy(), n, q)
