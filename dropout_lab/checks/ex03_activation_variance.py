@@ -11,7 +11,7 @@ gives the student's answer on the same activations.
 import torch
 
 from ..training import make_mlp
-from .engine import Mistake, check, known_mistake, report, seeded
+from .engine import Mistake, answer_hint, check, known_mistake, report, seeded
 
 __all__ = ["check_variance_prediction", "check_collect_activations"]
 
@@ -69,8 +69,8 @@ def check_variance_prediction(fn):
         if hint:
             return report(name, False, f"at p = {p}: {hint}")
         return report(name, False, f"at p = {p}: expected {right[:3].tolist()} ... for the "
-                      f"first units, got {out[:3].tolist()} ...; the formula is "
-                      "Var[h] + p/(1-p)·E[h²], per unit, over examples")
+                      f"first units, got {out[:3].tolist()} ..." + answer_hint(
+                          "; the formula is Var[h] + p/(1-p)·E[h²], per unit, over examples"))
     return report(name, True, "Var[h] + p/(1-p)·E[h²] per unit, right for p = 0, 0.2, 0.5, 0.8")
 
 
