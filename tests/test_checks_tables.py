@@ -1,7 +1,9 @@
-"""Every known mistake of every check fails that check with its own hint.
+"""Every known mistake of every check fails that check with its own hint; every
+reference and every other right answer passes.
 
 The mistakes are written once, in the tables of dropout_lab.checks (one module
-per exercise, MISTAKES: check name -> [Mistake(wrong, hint)]); this test walks them.
+per exercise, MISTAKES: check name -> [Mistake(wrong, hint, args)]); this test
+walks them.
 """
 import importlib
 import re
@@ -12,18 +14,21 @@ import pytest
 from dropout_lab import checks
 
 CASES = [(name, mistake) for name, table in checks.MISTAKES.items() for mistake in table]
+RIGHT = [(name, (ref,)) for name, ref in checks.REFERENCES.items()] + [
+    (name, args) for name, table in checks.PASSES.items() for args in table]
 
 
 @pytest.mark.parametrize("name, mistake", CASES,
                          ids=[f"{name}-{i}" for i, (name, _) in enumerate(CASES)])
 def test_each_mistake_fails_with_its_hint(name, mistake, verdict):
-    passed, line = verdict(getattr(checks, f"check_{name}"), mistake.wrong)
+    passed, line = verdict(getattr(checks, f"check_{name}"), mistake.wrong, *mistake.args)
     assert not passed and mistake.hint in line, line
 
 
-@pytest.mark.parametrize("name", sorted(checks.REFERENCES))
-def test_each_reference_passes(name, verdict):
-    passed, line = verdict(getattr(checks, f"check_{name}"), checks.REFERENCES[name])
+@pytest.mark.parametrize("name, args", RIGHT,
+                         ids=[f"{name}-{i}" for i, (name, _) in enumerate(RIGHT)])
+def test_each_right_answer_passes(name, args, verdict):
+    passed, line = verdict(getattr(checks, f"check_{name}"), *args)
     assert passed, line
 
 

@@ -5,11 +5,14 @@ and returns a Result(name, passed, message); none raises on a wrong answer.
 scripts/grade.py collects the Results through engine.publish, not the printed
 lines. One module per exercise, exNN_name.py, named after its notebook; all
 checks are re-exported here. MISTAKES maps a check's name to its table of known
-mistakes (tests/test_checks_tables.py walks them), REFERENCES a check's name to the
-reference function that the grader uses in place of a student's failed one.
+mistakes, PASSES to other answers it must accept (tests/test_checks_tables.py
+walks both), REFERENCES a check's name to the reference function that the
+grader uses in place of a student's failed one.
 """
-from . import ex05_dropconnect, ex06_noise_schemes, ex08_backward
-from .engine import Result, call_student, report  # noqa: F401
+from . import (ex01_swap_rates, ex02_more_epochs, ex03_activation_variance,
+               ex04_weight_decay, ex05_dropconnect, ex06_noise_schemes,
+               ex07_test_time_dropout, ex08_backward, ex09_training_set_size, ex10_width)
+from .engine import Fail, Result, report  # noqa: F401
 from .ex01_swap_rates import *          # noqa: F401,F403
 from .ex02_more_epochs import *         # noqa: F401,F403
 from .ex03_activation_variance import *  # noqa: F401,F403
@@ -21,8 +24,10 @@ from .ex08_backward import *            # noqa: F401,F403
 from .ex09_training_set_size import *   # noqa: F401,F403
 from .ex10_width import *               # noqa: F401,F403
 
-# check name -> known mistakes; -> reference function
-MISTAKES = {**ex05_dropconnect.MISTAKES, **ex06_noise_schemes.MISTAKES,
-            **ex08_backward.MISTAKES}
-REFERENCES = {**ex05_dropconnect.REFERENCES, **ex06_noise_schemes.REFERENCES,
-              **ex08_backward.REFERENCES}
+EXERCISES = [ex01_swap_rates, ex02_more_epochs, ex03_activation_variance, ex04_weight_decay,
+             ex05_dropconnect, ex06_noise_schemes, ex07_test_time_dropout, ex08_backward,
+             ex09_training_set_size, ex10_width]
+# check name -> known mistakes; -> other accepted arguments; -> reference function
+MISTAKES = {k: v for m in EXERCISES for k, v in getattr(m, "MISTAKES", {}).items()}
+PASSES = {k: v for m in EXERCISES for k, v in getattr(m, "PASSES", {}).items()}
+REFERENCES = {k: v for m in EXERCISES for k, v in getattr(m, "REFERENCES", {}).items()}

@@ -4,7 +4,12 @@ A check ends in one verdict, a Result(name, passed, message). `report` prints it
 as "[PASS] name: message" (or [FAIL]) for the student and returns it. A check
 function is wrapped by `@check`: whatever happens inside (a TODO not done, an
 exception), it ends in exactly one Result, named after the function
-(check_dropout_layer -> "dropout_layer") whatever the outcome.
+(check_dropout_layer -> "dropout_layer") whatever the outcome. So a check calls
+the student's function directly, and fails with a hint by raising Fail(hint),
+also from the helpers here that read a result (tensor, by_seed, mean_std).
+Also here: settings_problem and differing for a grid of settings, Mistake and
+known_mistake for the tables of known mistakes, seeded for random draws that
+leave the student's random state alone.
 
 Under scripts/grade.py, GRADING holds the grader's token: each Result then also
 travels as a display message of its own MIME type carrying that token. The
@@ -13,8 +18,9 @@ scores nothing. In graded mode `answer_hint` drops the part of a hint that
 gives the answer away.
 """
 import functools
+import numbers
 from contextlib import contextmanager
-from typing import Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -59,6 +65,12 @@ def publish(result):
     display({MIME: {**result._asdict(), "token": GRADING["token"]}}, raw=True)
 
 
+class Fail(Exception):
+    """Raised inside a check (or a helper it calls): the check fails with this hint.
+    The student's own exceptions need no wrapping: `check` turns a
+    NotImplementedError into "not implemented yet", any other into "your code raised"."""
+
+
 def check(fn):
     """Make fn a check: one Result named after it, whatever fn does or raises."""
     name = fn.__name__.removeprefix("check_")
@@ -70,6 +82,8 @@ def check(fn):
         _running.append(name)
         try:
             result = fn(*args, **kwargs)
+        except Fail as failure:
+            result = report(name, False, str(failure))
         except NotImplementedError as error:
             result = report(name, False, f"not implemented yet ({error})")
         except Exception as error:  # noqa: BLE001 - a wrong answer gets a hint, not a trace
@@ -84,38 +98,113 @@ def check(fn):
     return run
 
 
-def call_student(name, fn, *args, **kwargs):
-    """Call the student's fn; return (value, None), or (None, a FAIL Result already printed)."""
-    try:
-        return fn(*args, **kwargs), None
-    except NotImplementedError as error:
-        return None, report(name, False, f"not implemented yet ({error})")
-    except Exception as error:  # a wrong answer must give a hint, not a traceback
-        return None, report(name, False, f"your code raised {type(error).__name__}: {error}")
-
-
-def call_tensor(name, fn, *args):
-    """call_student, and also fail unless the student's fn returned a tensor."""
-    out, failed = call_student(name, fn, *args)
-    if failed is not None:
-        return None, failed
+def tensor(out):
+    """out, if the student's function returned a tensor; else the check fails."""
     if not isinstance(out, torch.Tensor):
-        return None, report(name, False, f"return a torch.Tensor, got {type(out).__name__}")
-    return out, None
+        raise Fail(f"return a torch.Tensor, got {type(out).__name__}")
+    return out
+
+
+ALIASES = {"wd": "weight_decay", "lambda": "weight_decay", "l2": "weight_decay",
+           "p": "dropout", "p1": "dropout", "p2": "dropout", "drop": "dropout", "n": "n_train"}
+
+
+def settings_problem(settings, example):
+    """A hint if settings is not a non-empty list of dl.sweep dicts (known keys, a
+    tuple of rates for dropout), else None. example: one setting, as text."""
+    from ..sweep import DEFAULTS
+    if settings is None:
+        return "settings is None: build the list of dicts, one per net"
+    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
+        return f"settings must be a list of dicts, one per net, got {type(settings).__name__}"
+    if not settings:
+        return "settings is empty"
+    for s in settings:
+        if not isinstance(s, dict):
+            return f"each setting must be a dict for dl.sweep, e.g. {example}; got {s!r}"
+        unknown = sorted(set(s) - set(DEFAULTS))
+        if unknown:
+            better = {k: ALIASES[k] for k in unknown if k in ALIASES}
+            return (f"dl.sweep does not know the key(s) {unknown}"
+                    + (f" (did you mean {better}?)" if better else "")
+                    + f"; its keys are {sorted(DEFAULTS)}")
+        d = s.get("dropout", DEFAULTS["dropout"])
+        if isinstance(d, (numbers.Number, str)) or not hasattr(d, "__len__"):
+            return f"'dropout' must be a tuple, one rate per hidden layer; got {d!r}"
+    return None
+
+
+def differing(settings, varying):
+    """A hint naming a key outside `varying` whose value differs between the settings
+    (dl.sweep's default standing in for a missing key), else None."""
+    from ..sweep import DEFAULTS
+    for key in sorted({k for s in settings for k in s} - set(varying)):
+        values = {repr(s.get(key, DEFAULTS.get(key))) for s in settings}
+        if len(values) > 1:
+            return (f"the settings differ in {key!r} ({', '.join(sorted(values))}): only "
+                    f"{' and '.join(varying)} may vary, or the comparison is unfair")
+    return None
+
+
+def repeated(points):
+    """The points that occur more than once, sorted."""
+    return sorted({x for x in points if points.count(x) > 1})
 
 
 class Mistake(NamedTuple):
-    """A known wrong answer, written once: the check names it, the tests walk the table."""
-    wrong: Callable
+    """A known wrong answer, written once: the check names it, the tests walk the table.
+
+    wrong is a wrong function, or for a check of values (a grid of settings) the
+    wrong value; args are the check's other arguments (e.g. the grid's rates).
+    """
+    wrong: Any
     hint: str
+    args: tuple = ()
+
+
+def by_seed(out, seeds, empty=None):
+    """The student's result with one number per seed, as a float Series indexed like
+    seeds (a one-column DataFrame counts as its column); else the check fails.
+    `empty` is the hint for a result with no values (a filter that matched no rows)."""
+    import pandas as pd
+    if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
+        out = out.iloc[:, 0]
+    if not isinstance(out, pd.Series):
+        raise Fail(f"return a pandas Series indexed by seed (got {type(out).__name__}), so "
+                   "that each difference keeps its seed")
+    if empty and (out.empty or out.isna().all()):
+        raise Fail(empty)
+    if sorted(out.index.tolist()) != sorted(seeds):
+        raise Fail(f"the index must be the seeds {sorted(seeds)}, got {list(out.index)[:6]}: "
+                   "e.g. rows.set_index('seed')['test_acc']")
+    try:
+        return out.astype(float).reindex(list(seeds))
+    except (TypeError, ValueError):
+        raise Fail("the values must be numbers (accuracy differences)") from None
+
+
+def mean_std(out, index, what):
+    """The columns mean and std of the student's DataFrame, one row per value of
+    `index` in increasing order, as float arrays; else the check fails. what names
+    a row ("rate", "size")."""
+    import pandas as pd
+    if not isinstance(out, pd.DataFrame) or not {"mean", "std"} <= set(out.columns):
+        raise Fail(f"return a DataFrame with columns 'mean' and 'std', one row per {what} "
+                   "(e.g. .groupby(...).agg(['mean', 'std']))")
+    if [round(float(v), 6) for v in out.index] != [round(float(v), 6) for v in index]:
+        raise Fail(f"the rows must be the {what}s {list(index)} in increasing order, got "
+                   f"{list(out.index)}")
+    return out["mean"].astype(float).to_numpy(), out["std"].astype(float).to_numpy()
 
 
 def same(a, b, rtol=1e-6):
-    """True if a and b hold the same values: tensors, numbers, and tuples or dicts of them."""
+    """True if a and b hold the same values: tensors, arrays, pandas objects, numbers,
+    and tuples or dicts of them."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k], rtol) for k in a)
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return len(a) == len(b) and all(same(x, y, rtol) for x, y in zip(a, b))
+    a, b = (x.to_numpy(copy=True) if hasattr(x, "to_numpy") else x for x in (a, b))
     try:
         a, b = torch.as_tensor(a), torch.as_tensor(b)
         return (a.shape == b.shape and a.dtype == b.dtype
@@ -124,14 +213,14 @@ def same(a, b, rtol=1e-6):
         return False
 
 
-def known_mistake(got, mistakes, run):
+def known_mistake(got, mistakes, run, rtol=1e-6):
     """The hint of the first mistake m whose run(m.wrong) gives got, else None."""
     for mistake in mistakes:
         try:
             value = run(mistake.wrong)
         except Exception:  # noqa: BLE001 - a mistake that cannot run here is not this one
             continue
-        if same(got, value):
+        if same(got, value, rtol):
             return mistake.hint
     return None
 

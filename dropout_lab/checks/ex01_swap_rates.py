@@ -1,12 +1,10 @@
-"""Exercise 1 (swapping the rates, a grid of rates per layer): its checks.
+"""Exercise 1 (swapping the rates, a grid of rates per layer): its checks,
+references and known mistakes.
 
-The functions are checked on small synthetic tables, built so that each
-classic mistake gives a different answer from the right one (rows out of seed
-order, an index that does not start at 0, ...). No randomness: a check gives
-the same verdict every time.
-
-Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns a Result (engine.py).
+The functions are checked on a small synthetic table, built so that each known
+mistake (MISTAKES, run on the same table) gives a different answer from the
+reference: rows out of seed order, seeds that differ, p2 mattering more than
+p1. No randomness: a check gives the same verdict every time.
 """
 import itertools
 import math
@@ -15,7 +13,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .engine import call_student, report, check
+from .engine import (Mistake, by_seed, check, differing, known_mistake,
+                     mean_std, repeated, report, settings_problem)
 
 __all__ = ["check_rate_grid", "check_paired_differences", "check_marginal_means"]
 
@@ -31,28 +30,18 @@ def _fmt(pairs, limit=4):
     return text + (f" and {len(pairs) - limit} more" if len(pairs) > limit else "")
 
 
-# ---------------------------------------------------------------------------
-# Exercise 1: the grid of settings
-# ---------------------------------------------------------------------------
-
 def _grid_pairs(settings):
     """The list of (p1, p2) pairs in `settings`, or a hint about its form."""
-    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
-        return None, (f"settings must be a list of dicts (one per setting), got "
-                      f"{type(settings).__name__}")
-    if not settings:
-        return None, "settings is empty"
+    problem = settings_problem(settings, "{'dropout': (0.2, 0.5)}")
+    if problem:
+        return None, problem
     pairs = []
     for s in settings:
-        if not isinstance(s, dict):
-            return None, (f"each setting must be a dict for dl.sweep, e.g. "
-                          f"{{'dropout': (0.2, 0.5)}}; got {s!r}")
         if "dropout" not in s:
             return None, f"a setting has no 'dropout' key: {s!r}"
         d = s["dropout"]
-        if isinstance(d, numbers.Number) or not hasattr(d, "__len__") or len(d) != 2:
-            return None, (f"'dropout' must hold one rate per hidden layer, (p1, p2); "
-                          f"got {d!r}")
+        if len(d) != 2:
+            return None, f"'dropout' must hold one rate per hidden layer, (p1, p2); got {d!r}"
         if not all(isinstance(p, numbers.Real) and not isinstance(p, bool) for p in d):
             return None, f"the rates must be numbers, got {d!r}"
         pairs.append((float(d[0]), float(d[1])))
@@ -79,15 +68,14 @@ def check_rate_grid(settings, rates):
     if seen == keep and keep != want:
         return report(name, False, "these are keep probabilities q = 1 - p: dl.sweep "
                       "and this book use the DROP probability p (0.2 means drop 20 %)")
-    if len(got) != len(seen):
-        twice = {k for k in seen if got.count(k) > 1}
-        return report(name, False, f"some settings appear more than once: {_fmt(twice)}")
+    if repeated(got):
+        return report(name, False, f"some settings appear more than once: "
+                      f"{_fmt(repeated(got))}")
     missing, extra = want - seen, seen - want
     if not missing and not extra:
-        others = [{k: v for k, v in s.items() if k != "dropout"} for s in settings]
-        if any(o != others[0] for o in others):
-            return report(name, False, "the settings differ in more than the dropout rates "
-                          "(epochs, n_train, ...): give them all the same values")
+        problem = differing(settings, ("dropout",))
+        if problem:
+            return report(name, False, problem)
         return report(name, True, f"{len(want)} settings = {len(rates)} rates for p1 x "
                       f"{len(rates)} for p2, both orders")
     if extra and not missing:
@@ -105,21 +93,17 @@ def check_rate_grid(settings, rates):
                   f"({_fmt(missing)})" + (f"; extra: {_fmt(extra)}" if extra else ""))
 
 
-# ---------------------------------------------------------------------------
-# Exercise 1: paired differences and marginal means (reference answers)
-# ---------------------------------------------------------------------------
-
-def _paired_differences(final, first, second):
-    """Per seed: test accuracy of setting `first` minus that of `second` (p1, p2)."""
-    def acc(pair):
+def paired_differences(final, first, second):
+    """The reference: per seed, test accuracy of (p1, p2) = first minus that of second."""
+    def accuracy(pair):
         rows = final[(final.p1 == pair[0]) & (final.p2 == pair[1])]
         return rows.set_index("seed")["test_acc"]
-    return (acc(first) - acc(second)).rename("difference")
+    return (accuracy(first) - accuracy(second)).rename("difference")
 
 
-def _marginal_means(final, column):
-    """Per rate of `column`: mean and std over seeds of the seed's average over the
-    other layer's rates."""
+def marginal_means(final, column):
+    """The reference: per rate of `column`, mean and std over seeds of the seed's
+    average over the other layer's rates."""
     per_seed = final.groupby([column, "seed"])["test_acc"].mean()
     return per_seed.groupby(level=column).agg(["mean", "std"])
 
@@ -143,45 +127,26 @@ def _synthetic_final():
     return pd.DataFrame(rows)
 
 
+WRONG_DIFFERENCES = ("wrong differences: per seed, take the test accuracy of the setting "
+                     "(p1, p2) = first minus that of second")
+
+
 @check
 def check_paired_differences(fn):
     """fn(final, first, second) -> Series indexed by seed: acc(first) - acc(second)."""
     name = "paired differences"
     final = _synthetic_final()
     for first, second in [((0.0, 0.5), (0.5, 0.2)), ((0.2, 0.5), (0.5, 0.2))]:
-        want = _paired_differences(final, first, second)
-        out, failed = call_student(name, fn, final.copy(), first, second)
-        if failed is not None:
-            return failed
-        if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
-            out = out.iloc[:, 0]
-        if not isinstance(out, pd.Series):
-            return report(name, False, f"return a pandas Series indexed by seed (got "
-                          f"{type(out).__name__}), so that each difference keeps its seed")
-        if sorted(out.index.tolist()) != sorted(want.index.tolist()):
-            return report(name, False, f"the index must be the seeds {sorted(want.index)}, "
-                          f"got {list(out.index)[:6]}: e.g. "
-                          "rows.set_index('seed')['test_acc']")
-        try:
-            got = out.astype(float).reindex(want.index)
-        except (TypeError, ValueError):
-            return report(name, False, "the values must be numbers (accuracy differences)")
+        want = paired_differences(final, first, second)
+        got = by_seed(fn(final.copy(), first, second), want.index)
         if np.allclose(got, want, atol=1e-9):
             continue
-        swapped = _paired_differences(final, first[::-1], second[::-1])
-        if np.allclose(got, -want, atol=1e-9):
-            return report(name, False, f"the sign is reversed for first={first}, "
-                          f"second={second}: return acc(first) - acc(second), with p1 the "
-                          "rate after the FIRST hidden layer")
-        if np.isclose(got.mean(), want.mean(), atol=1e-9):
-            return report(name, False, "the mean is right but the single differences are "
-                          "not: subtract the two settings seed by seed (align on the seed "
-                          "column, e.g. set_index('seed')), not row by row in table order")
-        if np.allclose(got, swapped, atol=1e-9):
-            return report(name, False, "you read the pairs as (p2, p1): first[0] is p1, the "
-                          "rate after the first hidden layer")
-        return report(name, False, "wrong differences: per seed, take the test accuracy of "
-                      "the setting (p1, p2) = first minus that of second")
+        hint = known_mistake(got, DIFFERENCE_MISTAKES, lambda wrong: pd.Series(
+            wrong(final.copy(), first, second)).reindex(want.index))
+        if hint is None and np.isclose(got.mean(), want.mean(), atol=1e-9):
+            hint = DIFFERENCE_MISTAKES[1].hint
+        return report(name, False, f"for first={first}, second={second}: "
+                      f"{hint or WRONG_DIFFERENCES}")
     return report(name, True, "one difference per seed, matched by seed")
 
 
@@ -192,28 +157,16 @@ def check_marginal_means(fn):
     name = "marginal means"
     final = _synthetic_final()
     for column in ("p1", "p2"):
-        want = _marginal_means(final, column)
-        out, failed = call_student(name, fn, final.copy(), column)
-        if failed is not None:
-            return failed
-        if not isinstance(out, pd.DataFrame) or not {"mean", "std"} <= set(out.columns):
-            return report(name, False, "return a DataFrame with columns 'mean' and 'std', "
-                          "one row per rate (e.g. .agg(['mean', 'std']))")
-        index = [round(float(v), 6) for v in out.index] if len(out) else []
-        if index != [round(float(v), 6) for v in want.index]:
-            return report(name, False, f"for column={column!r} the rows must be its rates "
-                          f"{list(want.index)} in increasing order, got {list(out.index)}")
-        mean = out["mean"].astype(float).to_numpy()
-        std = out["std"].astype(float).to_numpy()
+        want = marginal_means(final, column)
+        mean, std = mean_std(fn(final.copy(), column), want.index, f"rate of {column}")
         if not np.allclose(mean, want["mean"], atol=1e-9):
             other = "p2" if column == "p1" else "p1"
-            if np.allclose(mean, _marginal_means(final, other)["mean"], atol=1e-9):
+            if np.allclose(mean, marginal_means(final, other)["mean"], atol=1e-9):
                 return report(name, False, f"for column={column!r} you averaged over "
                               f"{column} and kept {other}: group by the column you are given")
             return report(name, False, f"the means for {column} are wrong: average the test "
                           "accuracy over the other layer's rates and the seeds")
-        pooled = final.groupby(column)["test_acc"].std()
-        if np.allclose(std, pooled, atol=1e-9):
+        if np.allclose(std, final.groupby(column)["test_acc"].std(), atol=1e-9):
             return report(name, False, "your std also counts the differences between the "
                           "other layer's rates: average over them within each seed first, "
                           "then take the mean and std over seeds")
@@ -222,3 +175,80 @@ def check_marginal_means(fn):
             return report(name, False, f"the std for {column} is wrong: per seed, average "
                           "over the other rate; then the std over seeds")
     return report(name, True, "means and seed spreads of both layers' marginal effects")
+
+
+# ---------------------------------------------------------------------------
+# The known mistakes (tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+RATES = [0.0, 0.2, 0.5, 0.7]
+GRID = list(itertools.product(RATES, RATES))
+
+
+def _todo(*args):
+    raise NotImplementedError("TODO")
+
+
+def _unaligned(final, first, second):
+    """Row by row in table order, ignoring the seed column."""
+    def accuracy(pair):
+        return final[(final.p1 == pair[0]) & (final.p2 == pair[1])]["test_acc"].to_numpy()
+    return pd.Series(accuracy(first) - accuracy(second), index=sorted(final.seed.unique()))
+
+
+def _marginal_ddof0(final, column):
+    per_seed = final.groupby([column, "seed"])["test_acc"].mean()
+    return per_seed.groupby(level=column).agg(["mean", lambda s: s.std(ddof=0)]) \
+        .set_axis(["mean", "std"], axis=1)
+
+
+GRID_MISTAKES = [Mistake(settings, hint, (RATES,)) for settings, hint in [
+    ([{"dropout": d} for d in itertools.combinations_with_replacement(RATES, 2)],
+     "only one order of each pair"),
+    ([{"dropout": (a, a)} for a in RATES], "(zip)"),
+    ([{"dropout": (1 - a, 1 - b)} for a, b in GRID], "keep probabilities"),
+    ([{"dropout": (100 * a, 100 * b)} for a, b in GRID], "in [0, 1]"),
+    ([{"dropout": d} for d in GRID][:-1], "1 of 16 settings missing"),
+    ([{"dropout": d} for d in GRID] + [{"dropout": (0, 0)}], "more than once"),
+    (GRID, "must be a dict"),
+    ([{"dropout": a} for a in RATES], "one rate per hidden layer"),
+    ([{"dropout": (a, b), "epochs": 10 if a < 0.5 else 20} for a, b in GRID],
+     "differ in 'epochs'"),
+    ([{"dropout": d} for d in itertools.product(RATES + [0.9], RATES)], "outside the grid"),
+    (None, "list of dicts")]]
+
+DIFFERENCE_MISTAKES = [
+    Mistake(lambda f, a, b: -paired_differences(f, a, b), "the sign is reversed: return "
+            "acc(first) - acc(second), with p1 the rate after the FIRST hidden layer"),
+    Mistake(_unaligned, "the mean is right but the single differences are not: subtract "
+            "the two settings seed by seed (align on the seed column, e.g. "
+            "set_index('seed')), not row by row in table order"),
+    Mistake(lambda f, a, b: paired_differences(f, a[::-1], b[::-1]), "you read the pairs "
+            "as (p2, p1): first[0] is p1, the rate after the first hidden layer"),
+    Mistake(lambda f, a, b: paired_differences(f, a, b).to_numpy(), "Series indexed by seed"),
+    Mistake(lambda f, a, b: paired_differences(f, a, b).reset_index(drop=True),
+            "must be the seeds"),
+    Mistake(lambda f, a, b: paired_differences(f, a, b) * 2, WRONG_DIFFERENCES),
+    Mistake(lambda f, a, b: 1 / 0, "raised ZeroDivisionError"),
+    Mistake(_todo, "not implemented yet"),
+]
+
+MARGINAL_MISTAKES = [
+    Mistake(lambda f, c: f.groupby(c)["test_acc"].agg(["mean", "std"]),
+            "within each seed first"),
+    Mistake(lambda f, c: marginal_means(f, "p2" if c == "p1" else "p1"),
+            "group by the column"),
+    Mistake(lambda f, c: f.groupby(c)["test_acc"].agg(["mean", "max"]),
+            "columns 'mean' and 'std'"),
+    Mistake(lambda f, c: marginal_means(f, c).sort_index(ascending=False), "increasing order"),
+    Mistake(lambda f, c: marginal_means(f, c).assign(std=0.01), "std for p1 is wrong"),
+]
+
+MISTAKES = {"rate_grid": GRID_MISTAKES, "paired_differences": DIFFERENCE_MISTAKES,
+            "marginal_means": MARGINAL_MISTAKES}
+REFERENCES = {"paired_differences": paired_differences, "marginal_means": marginal_means}
+# other answers that must pass: check name -> [the check's arguments]
+PASSES = {"rate_grid": [([{"dropout": d, "epochs": 10} for d in GRID], RATES),
+                        ([{"dropout": d} for d in itertools.product(*[np.arange(0, .75, .1)] * 2)],
+                         [round(0.1 * i, 1) for i in range(8)])],
+          "marginal_means": [(_marginal_ddof0,)]}

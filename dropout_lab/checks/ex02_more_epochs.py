@@ -1,10 +1,7 @@
-"""Exercise 2 (training for more epochs): its checks.
+"""Exercise 2 (training for more epochs): its checks, references and known mistakes.
 
 Checked on small synthetic training histories (a test loss that bottoms out
 long before the train accuracy peaks, ...). No randomness.
-
-Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns a Result (engine.py).
 """
 import math
 import numbers
@@ -12,22 +9,18 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .engine import call_student, report, check
+from .engine import Mistake, check, report
 
 __all__ = ["check_overfitting_onset", "check_epochs_to_reach"]
 
 
-# ---------------------------------------------------------------------------
-# Exercise 2: overfitting onset and epochs to reach a target
-# ---------------------------------------------------------------------------
-
-def _overfitting_onset(history):
-    """The epoch (value of the epoch column) with the smallest test loss."""
+def overfitting_onset(history):
+    """The reference: the epoch (value of the epoch column) with the smallest test loss."""
     return int(history.loc[history["test_loss"].idxmin(), "epoch"])
 
 
-def _epochs_to_reach(curve, target):
-    """The first epoch whose test_acc is >= target, or None if none is."""
+def epochs_to_reach(curve, target):
+    """The reference: the first epoch whose test_acc is >= target, or None if none is."""
     reached = curve[curve["test_acc"] >= target]
     return None if reached.empty else int(reached["epoch"].min())
 
@@ -65,10 +58,8 @@ def check_overfitting_onset(fn):
              (_history(), "a history indexed 0, 1, ..."),
              (_history().assign(test_loss=lambda t: 0.6 - 0.01 * t.epoch), falling)]
     for history, what in cases:
-        want = _overfitting_onset(history)
-        out, failed = call_student(name, fn, history.copy())
-        if failed is not None:
-            return failed
+        want = overfitting_onset(history)
+        out = fn(history.copy())
         got = _as_int(out)
         if got == want:
             continue
@@ -121,10 +112,8 @@ def check_epochs_to_reach(fn):
              (_curve([0.5, 0.6, 0.7, 0.8]), 0.8, "a curve that hits the target exactly"),
              (_curve([0.5, 0.6, 0.7, 0.8]), 0.9, "a curve that never reaches the target")]
     for curve, target, what in cases:
-        want = _epochs_to_reach(curve, target)
-        out, failed = call_student(name, fn, curve.copy(), target)
-        if failed is not None:
-            return failed
+        want = epochs_to_reach(curve, target)
+        out = fn(curve.copy(), target)
         if want is None:
             if out is None:
                 continue
@@ -135,7 +124,7 @@ def check_epochs_to_reach(fn):
             continue
         accs = curve["test_acc"].to_numpy()
         epochs = curve["epoch"].to_numpy()
-        strict = _epochs_to_reach(curve.assign(test_acc=accs - 1e-12), target)
+        strict = epochs_to_reach(curve.assign(test_acc=accs - 1e-12), target)
         if out is None and strict is None:
             return report(name, False, f"on {what} (target {target}) you returned None, but "
                           f"epoch {want} reaches it: 'reach' means test_acc >= target, "
@@ -157,3 +146,44 @@ def check_epochs_to_reach(fn):
             hint = f"expected {want}: the first epoch whose test_acc >= target"
         return report(name, False, f"on {what} (target {target}) you returned {got}: {hint}")
     return report(name, True, "the first epoch at or above the target, None if never")
+
+
+# ---------------------------------------------------------------------------
+# The known mistakes (tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+def _todo(*args):
+    raise NotImplementedError("TODO")
+
+
+def _strictly_above(curve, target):
+    reached = curve[curve["test_acc"] > target]
+    return None if reached.empty else int(reached["epoch"].iloc[0])
+
+
+ONSET_MISTAKES = [
+    Mistake(lambda h: int(h["train_acc"].to_numpy().argmax()) + 1, "TRAIN accuracy peaks"),
+    Mistake(lambda h: int(h.loc[h["test_acc"].idxmax(), "epoch"]), "test accuracy peaks"),
+    Mistake(lambda h: int(h["test_loss"].to_numpy().argmin()), "off by one"),
+    Mistake(lambda h: int(h["test_loss"].idxmin()), "row label"),
+    Mistake(lambda h: h["test_loss"].min(), "smallest loss, not its epoch"),
+    # "the first epoch after which the loss rises": right until the loss never rises
+    Mistake(lambda h: int(h.epoch.iloc[int(np.argmax(np.diff(h.test_loss.to_numpy()) > 0))]),
+            "no overfitting seen yet"),
+    Mistake(_todo, "not implemented yet"),
+]
+
+REACH_MISTAKES = [
+    Mistake(lambda c, t: int(np.argmax(c["test_acc"].to_numpy() >= t)), "off by one"),
+    Mistake(lambda c, t: int(c.index[c["test_acc"] >= t][0]), "row label"),
+    Mistake(_strictly_above, "not > target"),
+    Mistake(lambda c, t: int(c["epoch"][c["test_acc"] >= t].max()), "LAST epoch"),
+    Mistake(lambda c, t: int(c.loc[c["test_acc"].idxmax(), "epoch"]), "best accuracy"),
+    Mistake(lambda c, t: epochs_to_reach(c, t) or -1, "return None"),
+    Mistake(lambda c, t: epochs_to_reach(c, t) or len(c) + 1, "return None"),
+    Mistake(lambda c, t: int((c["test_acc"] < t).sum()) + 1,
+            "first epoch whose test_acc >= target"),
+]
+
+MISTAKES = {"overfitting_onset": ONSET_MISTAKES, "epochs_to_reach": REACH_MISTAKES}
+REFERENCES = {"overfitting_onset": overfitting_onset, "epochs_to_reach": epochs_to_reach}

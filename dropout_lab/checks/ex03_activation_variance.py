@@ -1,24 +1,19 @@
-"""Exercise 3 (activation variance): its checks.
+"""Exercise 3 (activation variance): its checks, references and known mistakes.
 
 `check_variance_prediction(fn)` for fn(h, p) = Var[h] + p/(1-p)·E[h²] per unit, and
 `check_collect_activations(fn)` for the forward-hook function
 fn(model, X, train) -> [(h, h_dropped), ...], one pair per hidden layer. The
 reference implementations (`reference_*`) are used by the checks and tests.
-
-Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns a Result (engine.py).
+The formula's check names the first known mistake (PREDICTION_MISTAKES) that
+gives the student's answer on the same activations.
 """
-import math
 
 import torch
 
 from ..training import make_mlp
-from .engine import call_student, report, check
+from .engine import Mistake, answer_hint, check, known_mistake, report, seeded
 
 __all__ = ["check_variance_prediction", "check_collect_activations"]
-
-
-# ------------------------------------------------------------------ exercise 3
 
 
 def reference_variance_prediction(h, p):
@@ -35,46 +30,19 @@ def _activations(n=4000, units=6, seed=0):
     return torch.relu(torch.randn(n, units, generator=g, dtype=torch.float64) * scale + shift)
 
 
-def _prediction_mistakes(h, p):
-    """The classic wrong formulas, each with its hint."""
-    var, msq, mean = h.var(0, unbiased=False), (h ** 2).mean(0), h.mean(0)
-    r = p / (1 - p)
-    inv = (1 - p) / p if p > 0 else math.inf
-    return [
-        (var + r * var, "you used p/(1-p)·Var[h]; the added term is p/(1-p)·E[h²], the mean "
-                        "of the SQUARES (the mask multiplies h, not h - E[h])"),
-        (var + p * msq, "the factor is p/(1-p), not p: the survivors are scaled by 1/(1-p), "
-                        "which is where the 1/(1-p) comes from"),
-        (var + inv * msq, "the factor is p/(1-p), not (1-p)/p: with p the DROP probability, "
-                          "more dropping must mean more variance"),
-        (var + r * mean ** 2, "you used E[h]²; the added term is p/(1-p)·E[h²] (the mean of "
-                              "the squares, not the square of the mean)"),
-        (r * msq, "you returned only the noise term p/(1-p)·E[h²]: add Var[h]"),
-        (msq / (1 - p), "that is E[h'²] = E[h²]/(1-p), the second moment; subtract E[h']² = "
-                        "E[h]² to get the variance"),
-        (var, "you returned Var[h]: the prediction must grow with p"),
-        (var.sqrt() + r * msq, "you used the standard deviation of h where its variance "
-                               "belongs"),
-    ]
-
-
 @check
 def check_variance_prediction(fn):
     """fn(h, p) -> a (units,) tensor: Var[h] + p/(1-p)·E[h²] per unit, over examples."""
     name = "check_variance_prediction"
     h = _activations()
-    first, failed = call_student(name, fn, h.clone(), 0.5)
-    if failed is not None:
-        return failed
-    again, _ = call_student(name, fn, h.clone(), 0.5)
+    first = fn(h.clone(), 0.5)
+    again = fn(h.clone(), 0.5)
     if isinstance(first, torch.Tensor) and isinstance(again, torch.Tensor) and \
             first.shape == again.shape and not torch.equal(first, again):
         return report(name, False, "two calls with the same h gave different results: "
                       "compute the formula from h, not a Monte Carlo estimate with random masks")
     for p in (0.2, 0.5, 0.8, 0.0):
-        out, failed = call_student(name, fn, h.clone(), p)
-        if failed is not None:
-            return failed
+        out = fn(h.clone(), p)
         try:
             out = torch.as_tensor(out, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError):
@@ -97,12 +65,12 @@ def check_variance_prediction(fn):
                           " (one value per unit)")
         if torch.allclose(out, right, rtol=1e-3, atol=1e-9):
             continue
-        for wrong, hint in _prediction_mistakes(h, p):
-            if torch.allclose(out, wrong, rtol=1e-3, atol=1e-9):
-                return report(name, False, f"at p = {p}: {hint}")
+        hint = known_mistake(out, PREDICTION_MISTAKES, lambda wrong: wrong(h, p), rtol=1e-3)
+        if hint:
+            return report(name, False, f"at p = {p}: {hint}")
         return report(name, False, f"at p = {p}: expected {right[:3].tolist()} ... for the "
-                      f"first units, got {out[:3].tolist()} ...; the formula is "
-                      "Var[h] + p/(1-p)·E[h²], per unit, over examples")
+                      f"first units, got {out[:3].tolist()} ..." + answer_hint(
+                          "; the formula is Var[h] + p/(1-p)·E[h²], per unit, over examples"))
     return report(name, True, "Var[h] + p/(1-p)·E[h²] per unit, right for p = 0, 0.2, 0.5, 0.8")
 
 
@@ -164,15 +132,14 @@ def _check_pairs(name, pairs, n_layers, X):
 def check_collect_activations(fn):
     """fn(model, X, train) -> [(h, h_dropped), ...] per hidden layer, via forward hooks."""
     name = "check_collect_activations"
-    model, X = _tiny_model_and_data()
+    with seeded(0):  # nn.Linear draws its first weights from the global generator
+        model, X = _tiny_model_and_data()
     ref_eval = reference_collect_activations(model, X, train=False)
     rates = [m.p for m in model if isinstance(m, torch.nn.Dropout)]
     for start_mode, train in ((True, False), (False, True), (True, True), (False, False)):
         model.train(start_mode)
-        torch.manual_seed(0)
-        pairs, failed = call_student(name, fn, model, X, train)
-        if failed is not None:
-            return failed
+        with seeded(0):
+            pairs = fn(model, X, train)
         bad = _check_pairs(name, pairs, len(rates), X)
         if bad is not None:
             return bad
@@ -222,3 +189,92 @@ def check_collect_activations(fn):
                               "pair each ReLU with the Dropout that follows it")
     return report(name, True, "one (h, h_dropped) pair per hidden layer, right in train and "
                   "eval mode; mode restored and hooks removed")
+
+
+# ---------------------------------------------------------------------------
+# The known mistakes (tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+def _todo(*args):
+    raise NotImplementedError("TODO")
+
+
+def _var(h):
+    return h.var(0, unbiased=False)
+
+
+def _msq(h):
+    return (h ** 2).mean(0)
+
+
+PREDICTION_MISTAKES = [
+    Mistake(lambda h, p: _var(h) + p / (1 - p) * _var(h), "you used p/(1-p)·Var[h]; the "
+            "added term is p/(1-p)·E[h²], the mean of the SQUARES (the mask multiplies h, "
+            "not h - E[h])"),
+    Mistake(lambda h, p: _var(h) + p * _msq(h), "the factor is p/(1-p), not p: the "
+            "survivors are scaled by 1/(1-p), which is where the 1/(1-p) comes from"),
+    Mistake(lambda h, p: _var(h) + (1 - p) / max(p, 1e-12) * _msq(h), "the factor is "
+            "p/(1-p), not (1-p)/p: with p the DROP probability, more dropping must mean "
+            "more variance"),
+    Mistake(lambda h, p: _var(h) + p / (1 - p) * h.mean(0) ** 2, "you used E[h]²; the "
+            "added term is p/(1-p)·E[h²] (the mean of the squares, not the square of the "
+            "mean)"),
+    Mistake(lambda h, p: p / (1 - p) * _msq(h), "you returned only the noise term "
+            "p/(1-p)·E[h²]: add Var[h]"),
+    Mistake(lambda h, p: _msq(h) / (1 - p), "that is E[h'²] = E[h²]/(1-p), the second "
+            "moment; subtract E[h']² = E[h]² to get the variance"),
+    Mistake(lambda h, p: _var(h), "you returned Var[h]: the prediction must grow with p"),
+    Mistake(lambda h, p: _var(h).sqrt() + p / (1 - p) * _msq(h), "you used the standard "
+            "deviation of h where its variance belongs"),
+    Mistake(lambda h, p: h.var(1) + p / (1 - p) * (h ** 2).mean(1), "over units"),
+    Mistake(lambda h, p: h.var() + p / (1 - p) * (h ** 2).mean(), "one number"),
+    Mistake(lambda h, p: (h * (torch.rand_like(h) >= p) / (1 - p)).var(0), "Monte Carlo"),
+    Mistake(lambda h, p: h.var(1) + p, "over units"),
+    Mistake(_todo, "not implemented yet"),
+]
+
+
+def _hooked(model, X, train, kinds=(torch.nn.ReLU, torch.nn.Dropout), use_input=False,
+            set_mode=True, restore=True, remove=True, no_grad=True, store=None):
+    """The reference with one thing done wrong, to make the known mistakes."""
+    captured = [] if store is None else store
+    handles = []
+
+    def keep(module, inputs, output):
+        value = inputs[0] if use_input and isinstance(module, torch.nn.Dropout) else output
+        captured.append(value.detach() if no_grad else value)
+
+    for m in model.modules():
+        if isinstance(m, kinds):
+            handles.append(m.register_forward_hook(keep))
+    was = model.training
+    if set_mode:
+        model.train(train)
+    with torch.set_grad_enabled(not no_grad):
+        model(X)
+    if restore:
+        model.train(was)
+    for h in handles if remove else []:
+        h.remove()
+    return list(zip(captured[0::2], captured[1::2]))
+
+
+COLLECT_MISTAKES = [Mistake(lambda m, X, t, kw=kw: _hooked(m, X, t, **kw), hint)
+                    for kw, hint in [
+    ({"set_mode": False}, "model.eval()"),
+    ({"restore": False}, "restore"),
+    ({"remove": False}, "handle.remove()"),
+    ({"kinds": (torch.nn.Linear, torch.nn.Dropout)}, "not the Linear"),
+    ({"use_input": True}, "OUTPUT"),
+    ({"store": []}, "between calls"),
+    ({"no_grad": False}, "autograd graph")]] + [
+    Mistake(lambda m, X, t: _hooked(m, X, t, set_mode=not t), "model.train()"),
+    Mistake(lambda m, X, t: [(b, a) for a, b in _hooked(m, X, t)], "swapped"),
+    Mistake(_todo, "not implemented yet"),
+]
+
+MISTAKES = {"variance_prediction": PREDICTION_MISTAKES,
+            "collect_activations": COLLECT_MISTAKES}
+REFERENCES = {"variance_prediction": reference_variance_prediction,
+              "collect_activations": reference_collect_activations}
+PASSES = {"variance_prediction": [(lambda h, p: h.var(0) + p / (1 - p) * _msq(h),)]}

@@ -1,23 +1,16 @@
-"""Exercise 4 (weight decay and dropout): its checks.
+"""Exercise 4 (weight decay and dropout): its checks, references and known mistakes.
 
 `check_wd_grid(settings, wds, ps)` for the list of dl.sweep settings, and
 `check_interaction(fn)` for fn(final) -> the per-seed interaction table.
-
-Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns a Result (engine.py).
 """
 import itertools
 
 import pandas as pd
 import torch
 
-from ..sweep import DEFAULTS
-from .engine import call_student, report, check
+from .engine import Mistake, check, differing, repeated, report, settings_problem
 
 __all__ = ["check_wd_grid", "check_interaction"]
-
-
-# ------------------------------------------------------------------ exercise 4
 
 
 def _fmt(values):
@@ -30,43 +23,26 @@ def check_wd_grid(settings, wds, ps):
     wds × ps, with dropout=(p, p); everything else the same in all settings."""
     name = "check_wd_grid"
     wds, ps = [float(w) for w in wds], [float(p) for p in ps]
-    if settings is None:
-        return report(name, False, "settings is None: build the list of dicts")
-    if not isinstance(settings, (list, tuple)) or \
-            not all(isinstance(s, dict) for s in settings):
-        return report(name, False, "settings must be a list of dicts, e.g. "
-                      "[{'weight_decay': 0.0, 'dropout': (0.0, 0.0)}, ...]")
-    aliases = {"wd": "weight_decay", "lambda": "weight_decay", "l2": "weight_decay",
-               "p": "dropout", "p1": "dropout", "p2": "dropout", "drop": "dropout"}
+    problem = settings_problem(settings, "{'weight_decay': 0.0, 'dropout': (0.0, 0.0)}")
+    if problem:
+        return report(name, False, problem)
     for s in settings:
-        unknown = sorted(set(s) - set(DEFAULTS))
-        if unknown:
-            better = {k: aliases[k] for k in unknown if k in aliases}
-            hint = f" (did you mean {better}?)" if better else ""
-            return report(name, False, f"unknown key(s) {unknown}{hint}: dl.sweep knows "
-                          f"{sorted(DEFAULTS)}")
         missing = [k for k in ("weight_decay", "dropout") if k not in s]
         if missing:
             return report(name, False, f"a setting lacks {missing}: give both weight_decay "
                           "and dropout in every setting (the defaults would hide the grid)")
         d = s["dropout"]
-        if not isinstance(d, (tuple, list)):
-            return report(name, False, f"dropout={d!r}: give one rate per hidden layer, "
-                          "a tuple like (p, p)")
         if len(d) != 2 or d[0] != d[1]:
             return report(name, False, f"dropout={tuple(d)}: use the same p in both hidden "
                           "layers, dropout=(p, p)")
-    others = {k for s in settings for k in s} - {"weight_decay", "dropout"}
-    for k in sorted(others):
-        values = {repr(s.get(k, DEFAULTS[k])) for s in settings}
-        if len(values) > 1:
-            return report(name, False, f"the settings differ in {k!r} ({sorted(values)}): only "
-                          "weight_decay and dropout may vary, or the comparison is unfair")
+    problem = differing(settings, ("weight_decay", "dropout"))
+    if problem:
+        return report(name, False, problem)
     pairs = [(float(s["weight_decay"]), float(s["dropout"][0])) for s in settings]
     want = list(itertools.product(wds, ps))
-    if len(set(pairs)) < len(pairs):
-        dup = sorted({x for x in pairs if pairs.count(x) > 1})
-        return report(name, False, f"duplicate settings {dup}: each (weight_decay, p) once")
+    if repeated(pairs):
+        return report(name, False, f"duplicate settings {repeated(pairs)}: each "
+                      "(weight_decay, p) once")
     if set(pairs) == set(want):
         return report(name, True, f"{len(want)} settings: weight decay {_fmt(wds)} × "
                       f"p {_fmt(ps)}, p the same in both layers")
@@ -127,9 +103,7 @@ def check_interaction(fn):
     name = "check_interaction"
     final = synthetic_final()
     before = final.copy()
-    out, failed = call_student(name, fn, final)
-    if failed is not None:
-        return failed
+    out = fn(final)
     if not isinstance(out, pd.DataFrame):
         return report(name, False, f"return a pandas DataFrame, got {type(out).__name__}")
     if not final.equals(before):
@@ -190,3 +164,88 @@ def check_interaction(fn):
         return report(name, False, "interaction has the wrong sign: gain of the combination "
                       "MINUS the sum of the single gains (negative = they fight)")
     return report(name, False, "interaction is wrong: gain_both - (gain_wd + gain_p)")
+
+
+# ---------------------------------------------------------------------------
+# The known mistakes (tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+WDS, PS = [0.0, 1e-4, 1e-3, 3e-3], [0.0, 0.2, 0.5]
+GRID = list(itertools.product(WDS, PS))
+
+
+def _grid(**extra):
+    return [{"weight_decay": wd, "dropout": (p, p), **extra} for wd, p in GRID]
+
+
+def _todo(*args):
+    raise NotImplementedError("TODO")
+
+
+GRID_MISTAKES = [Mistake(settings, hint, (WDS, PS)) for settings, hint in [
+    ([{"weight_decay": wd, "dropout": (p, p)} for wd, p in zip(WDS, PS)], "zip"),
+    ([{"weight_decay": wd, "dropout": (1 - p, 1 - p)} for wd, p in GRID], "KEEP"),
+    ([{"weight_decay": wd, "dropout": p} for wd, p in GRID], "one rate per hidden layer"),
+    ([{"weight_decay": wd, "dropout": (p, 0.0)} for wd, p in GRID], "same p in both"),
+    ([{"wd": wd, "dropout": (p, p)} for wd, p in GRID], "weight_decay"),
+    (_grid()[:-1], "missing"),
+    (_grid() + _grid()[:1], "duplicate"),
+    (_grid(epochs=10)[:-1] + [{**_grid()[-1], "epochs": 20}], "differ in 'epochs'"),
+    (None, "None"),
+    ({"weight_decay": WDS, "dropout": PS}, "list of dicts")]]
+
+
+def _unpaired(final):
+    out = reference_interaction(final)
+    base = final[(final.weight_decay == 0) & (final.p1 == 0)].test_acc.mean()
+    acc = final.set_index(["weight_decay", "p1", "seed"]).test_acc
+    for i, r in out.iterrows():
+        out.loc[i, "gain_wd"] = acc[(r.weight_decay, 0.0, r.seed)] - base
+        out.loc[i, "gain_p"] = acc[(0.0, r.p1, r.seed)] - base
+        out.loc[i, "gain_both"] = acc[(r.weight_decay, r.p1, r.seed)] - base
+    return out.assign(interaction=out.gain_both - out.gain_wd - out.gain_p)
+
+
+def _edit(**changes):
+    """The reference with some columns replaced by changes[column](its output)."""
+    def wrong(final):
+        out = reference_interaction(final)
+        return out.assign(**{col: f(out) for col, f in changes.items()})
+    return wrong
+
+
+def _with_zero_rows(final):
+    extra = final[(final.weight_decay == 0) | (final.p1 == 0)][["weight_decay", "p1", "seed"]]
+    extra = extra.assign(gain_wd=0.0, gain_p=0.0, gain_both=0.0, interaction=0.0)
+    return pd.concat([reference_interaction(final), extra], ignore_index=True)
+
+
+def _raw_accuracy(final):
+    acc = final.set_index(["weight_decay", "p1", "seed"]).test_acc
+    out = reference_interaction(final)
+    out["gain_both"] = [acc[k] for k in zip(out.weight_decay, out.p1, out.seed)]
+    return out.assign(interaction=out.gain_both - out.gain_wd - out.gain_p)
+
+
+def _mutating(final):
+    final["test_acc"] = final["test_acc"].round(2)
+    return reference_interaction(final)
+
+
+INTERACTION_MISTAKES = [
+    Mistake(_edit(interaction=lambda o: -o.interaction), "wrong sign"),
+    Mistake(_edit(gain_wd=lambda o: o.gain_p, gain_p=lambda o: o.gain_wd), "swapped"),
+    Mistake(_edit(gain_wd=lambda o: -o.gain_wd), "wrong sign"),
+    Mistake(_unpaired, "SAME seed"),
+    Mistake(_raw_accuracy, "accuracy itself"),
+    Mistake(_with_zero_rows, "leave out"),
+    Mistake(lambda f: reference_interaction(f).groupby(["weight_decay", "p1"], as_index=False)
+            .mean().drop(columns="seed"), "per seed"),
+    Mistake(lambda f: reference_interaction(f).to_dict(), "DataFrame"),
+    Mistake(_mutating, "changed the table"),
+    Mistake(_todo, "not implemented yet"),
+]
+
+MISTAKES = {"wd_grid": GRID_MISTAKES, "interaction": INTERACTION_MISTAKES}
+REFERENCES = {"interaction": reference_interaction}
+PASSES = {"wd_grid": [(_grid(n_train=10000, epochs=10), WDS, PS)]}

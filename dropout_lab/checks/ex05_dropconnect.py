@@ -5,7 +5,7 @@ DropConnect {Wan et al., 2013} drops WEIGHTS: y = X (W * M)^T / (1-p) + b with
 M_ij = 1 with probability 1-p. In this exercise one mask M of W's shape serves
 the whole minibatch, and the bias is not masked. `p` is the DROP probability.
 
-Every check runs under its own random seed (torch.random.fork_rng), so that it
+Every check runs under its own random seed (engine.seeded), so that it
 is reproducible and leaves the notebook's random state alone.
 """
 import math
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .engine import Mistake, call_tensor, check, report
+from .engine import Mistake, check, report, seeded, tensor
 
 __all__ = ["check_dropconnect_linear", "check_dropconnect_mc"]
 
@@ -64,8 +64,7 @@ def check_dropconnect_linear(fn):
     gradient, NaN at p = 1, a mask made on the CPU for a tensor elsewhere.
     """
     name = "dropconnect_linear"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded(0):
         signs = torch.where(torch.rand(30, 20) < 0.5, -1.0, 1.0)
         W = torch.empty(30, 20).uniform_(0.5, 1.5) * signs
         b = torch.linspace(-1, 1, 30)
@@ -73,9 +72,7 @@ def check_dropconnect_linear(fn):
 
         # 1. shape, and W is not changed in place
         W_copy = W.clone()
-        out, failed = call_tensor(name, fn, X, W_copy, b, 0.3)
-        if failed is not None:
-            return failed
+        out = tensor(fn(X, W_copy, b, 0.3))
         if not torch.equal(W_copy, W):
             return report(name, False, "your function changed W in place (e.g. W *= mask): "
                           "multiply into a new tensor, W * mask, or the layer's weights are lost")
@@ -85,9 +82,7 @@ def check_dropconnect_linear(fn):
 
         # 2. one weight mask per minibatch: identical input rows give identical outputs
         x = torch.rand(1, 20).expand(64, 20).contiguous()
-        out, failed = call_tensor(name, fn, x, W, b, 0.5)
-        if failed is not None:
-            return failed
+        out = tensor(fn(x, W, b, 0.5))
         if not torch.allclose(out, out[:1].expand_as(out), atol=1e-5):
             return report(name, False, _identical_rows_hint(out, b, 0.5))
         if torch.allclose(out, x @ W.T + b, atol=1e-5):
@@ -96,9 +91,7 @@ def check_dropconnect_linear(fn):
 
         # 3. the bias is not masked: X = 0 gives b on every call
         for _ in range(5):
-            out, failed = call_tensor(name, fn, torch.zeros(4, 20), W, b, 0.5)
-            if failed is not None:
-                return failed
+            out = tensor(fn(torch.zeros(4, 20), W, b, 0.5))
             if not torch.allclose(out, b.expand(4, 30), atol=1e-6):
                 return report(name, False, "with X = 0 the output must be b on every call: "
                               "mask and scale the weights only, not the bias (Wan et al. also "
@@ -106,12 +99,7 @@ def check_dropconnect_linear(fn):
 
         # 4. the mask itself, read off with X = I, at p = 0.2 (keep 0.8)
         p = 0.2
-        try:
-            ratios = _mask_from_identity(fn, W, b, p, calls=40)
-        except NotImplementedError as error:
-            return report(name, False, f"not implemented yet ({error})")
-        except Exception as error:
-            return report(name, False, f"your code raised {type(error).__name__}: {error}")
+        ratios = _mask_from_identity(fn, W, b, p, calls=40)
         if torch.isnan(ratios).any():
             return report(name, False, "NaN in the output at p = 0.2")
         dropped = (ratios.abs() < 1e-5).double().mean().item()
@@ -167,28 +155,20 @@ def check_dropconnect_linear(fn):
 
         # 6. gradients reach W; p = 0 gives X W^T + b, p = 1 gives b (no NaN)
         Wg = W.clone().requires_grad_()
-        out, failed = call_tensor(name, fn, X, Wg, b, 0.5)
-        if failed is not None:
-            return failed
+        out = tensor(fn(X, Wg, b, 0.5))
         if not out.requires_grad:
             return report(name, False, "no gradient reaches W: don't use W.data, .detach() or "
                           "torch.no_grad() in the layer")
-        out, failed = call_tensor(name, fn, X, W, b, 0.0)
-        if failed is not None:
-            return failed
+        out = tensor(fn(X, W, b, 0.0))
         if not torch.allclose(out, X @ W.T + b, atol=1e-5):
             return report(name, False, "p = 0 must give exactly X @ W.T + b (nothing dropped)")
-        out, failed = call_tensor(name, fn, X, W, b, 1.0)
-        if failed is not None:
-            return failed
+        out = tensor(fn(X, W, b, 1.0))
         if torch.isnan(out).any() or not torch.allclose(out, b.expand_as(out), atol=1e-6):
             return report(name, False, "p = 1 must give b (every weight dropped), not NaN: "
                           "avoid 0/0, e.g. return b + 0 * X @ W.T when p == 1")
 
         # 7. dtype and device: the mask follows W (meta tensors stand in for a GPU)
-        out, failed = call_tensor(name, fn, X.double(), W.double(), b.double(), 0.5)
-        if failed is not None:
-            return failed
+        out = tensor(fn(X.double(), W.double(), b.double(), 0.5))
         if out.dtype != torch.float64:
             return report(name, False, f"float64 inputs gave {out.dtype}: make the mask with "
                           "torch.rand_like(W), in W's dtype")
@@ -239,11 +219,8 @@ def check_dropconnect_mc(fn):
     name = "mc_predict"
     model = _TwoWay().eval()
     X, k = torch.zeros(400, 5), 200
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        probs, failed = call_tensor(name, fn, model, X, k)
-    if failed is not None:
-        return failed
+    with seeded(0):
+        probs = tensor(fn(model, X, k))
     if probs.shape != (400, 3):
         return report(name, False, f"output shape {tuple(probs.shape)}, expected (N, classes) "
                       "= (400, 3): one row of class probabilities per example")
@@ -383,58 +360,27 @@ LINEAR_MISTAKES = [
 ]
 
 
-def mc_predict(model, X, k):
-    """The reference: the mean of k softmax outputs with the noise on, mode restored."""
+def mc_predict(model, X, k, noise=True, softmax_first=True, restore=True, no_grad=True):
+    """The reference: the mean of k softmax outputs with the noise on, mode restored.
+    The keywords make the known mistakes (noise off, logits averaged, ...)."""
     was_training = model.training
-    model.train()
-    with torch.no_grad():
-        probs = sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
-    model.train(was_training)
-    return probs
+    model.train(noise)
+    with torch.set_grad_enabled(not no_grad):
+        out = sum(F.softmax(model(X), dim=1) if softmax_first else model(X)
+                  for _ in range(k)) / k
+    model.train(was_training if restore else noise)
+    return out
 
 
-def mc_eval_mode(model, X, k):
-    model.eval()
-    with torch.no_grad():
-        return sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
-
-
-def mc_logits(model, X, k):
-    model.train()
-    with torch.no_grad():
-        logits = sum(model(X) for _ in range(k)) / k
-    model.eval()
-    return logits
-
-
-def mc_softmax_of_mean_logits(model, X, k):
-    return F.softmax(mc_logits(model, X, k), dim=1)
-
-
-def mc_one_pass(model, X, k):
-    return mc_predict(model, X, 1)
-
-
-def mc_left_training(model, X, k):
-    model.train()
-    with torch.no_grad():
-        return sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
-
-
-def mc_with_graph(model, X, k):
-    model.train()
-    probs = sum(F.softmax(model(X), dim=1) for _ in range(k)) / k
-    model.eval()
-    return probs
-
-
-MC_MISTAKES = [
-    Mistake(mc_eval_mode, "the noise was off"),
-    Mistake(mc_logits, "not probabilities"),
-    Mistake(mc_softmax_of_mean_logits, "geometric mean"),
-    Mistake(mc_one_pass, "passes, not k"),
-    Mistake(mc_left_training, "left the model in train mode"),
-    Mistake(mc_with_graph, "torch.no_grad()"),
+MC_MISTAKES = [Mistake(lambda m, X, k, kw=kw: mc_predict(m, X, k, **kw), hint)
+               for kw, hint in [
+    ({"noise": False}, "the noise was off"),
+    ({"softmax_first": False}, "not probabilities"),
+    ({"restore": False}, "left the model in train mode"),
+    ({"no_grad": False}, "torch.no_grad()")]] + [
+    Mistake(lambda m, X, k: F.softmax(mc_predict(m, X, k, softmax_first=False), dim=1),
+            "geometric mean"),
+    Mistake(lambda m, X, k: mc_predict(m, X, 1), "passes, not k"),
 ]
 
 MISTAKES = {"dropconnect_linear": LINEAR_MISTAKES, "dropconnect_mc": MC_MISTAKES}

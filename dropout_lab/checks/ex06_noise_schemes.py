@@ -7,14 +7,14 @@ multiplies h by 1 + sqrt(p/(1-p))·eps, eps ~ N(0, 1): E = h, Var = p/(1-p)·h²
 (Srivastava et al., 2014, sec. 10, write N(1, (1-q)/q) with the keep
 probability q = 1 - p.)
 
-Every check runs under its own random seed (torch.random.fork_rng), so that it
+Every check runs under its own random seed (engine.seeded), so that it
 is reproducible and leaves the notebook's random state alone.
 """
 import math
 
 import torch
 
-from .engine import Mistake, call_student, call_tensor, check, report
+from .engine import Mistake, check, report, seeded, tensor
 
 __all__ = ["check_gaussian_dropout", "check_noise_moments", "check_noise_unbiased"]
 
@@ -48,11 +48,8 @@ def check_gaussian_dropout(fn):
     p, n = 0.2, 40_000
     levels = torch.tensor([0.0, 0.5, 1.0, 2.0, 3.0], dtype=torch.float64)
     h = levels.expand(n, 5).contiguous()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        out, failed = call_tensor(name, fn, h.clone(), p)
-        if failed is not None:
-            return failed
+    with seeded(0):
+        out = tensor(fn(h.clone(), p))
         if out.shape != h.shape:
             return report(name, False, f"output shape {tuple(out.shape)} differs from the input's "
                           f"{tuple(h.shape)}: the noise keeps the shape")
@@ -91,9 +88,7 @@ def check_gaussian_dropout(fn):
         if not 0.035 < beyond < 0.057:
             return report(name, False, f"{beyond:.1%} of the multipliers lie beyond 2 standard "
                           "deviations (a Gaussian has 4.6%): draw eps with torch.randn_like(h)")
-        out, failed = call_tensor(name, fn, h[:4].clone(), 0.0)
-        if failed is not None:
-            return failed
+        out = tensor(fn(h[:4].clone(), 0.0))
         if not torch.equal(out, h[:4]):
             return report(name, False, "p = 0 must return h unchanged (sigma = 0)")
         try:
@@ -128,11 +123,8 @@ def check_noise_moments(fn):
         drawn.append(x.numel())
         return _dropout(x)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        result, failed = call_student(name, fn, counting_dropout, h, n)
-    if failed is not None:
-        return failed
+    with seeded(0):
+        result = fn(counting_dropout, h, n)
     if not (isinstance(result, (tuple, list)) and len(result) == 3):
         return report(name, False, "return three tensors: (mean, se, var)")
     mean, se, var = (torch.as_tensor(t).double() for t in result)
@@ -163,9 +155,7 @@ def check_noise_moments(fn):
     if not torch.allclose(se[1:], exact_se[1:], rtol=0.05):
         return report(name, False, f"se {se.numpy()} should be std/sqrt(n_draws) = "
                       f"{exact_se.numpy()}")
-    result, failed = call_student(name, fn, lambda x: x + 0.0, h, 100)
-    if failed is not None:
-        return failed
+    result = fn(lambda x: x + 0.0, h, 100)
     if not (torch.allclose(torch.as_tensor(result[0]).double(), h.double())
             and (torch.as_tensor(result[2]) == 0).all()):
         return report(name, False, "for a noise that returns h unchanged, mean must be h and "
@@ -185,17 +175,12 @@ def check_noise_unbiased(fn, p=0.5, n=50_000):
     name = "noise_unbiased"
     levels = torch.linspace(0.25, 2.0, 8)
     h = levels.expand(n, 8).contiguous()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        small, failed = call_tensor(name, fn, torch.rand(2, 3, 4) + 0.5, p)
-        if failed is not None:
-            return failed
+    with seeded(0):
+        small = tensor(fn(torch.rand(2, 3, 4) + 0.5, p))
         if small.shape != (2, 3, 4):
             return report(name, False, f"a (2, 3, 4) input came out {tuple(small.shape)}: "
                           "the noise must keep the shape")
-        out, failed = call_tensor(name, fn, h.clone(), p)
-    if failed is not None:
-        return failed
+        out = tensor(fn(h.clone(), p))
     if out.shape != h.shape or not torch.isfinite(out).all():
         return report(name, False, "the output changed shape or has NaN/inf")
     if torch.equal(out, h):

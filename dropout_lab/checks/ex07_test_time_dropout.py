@@ -1,4 +1,4 @@
-"""Exercise 7 (test-time dropout): its checks.
+"""Exercise 7 (test-time dropout): its checks, references and known mistakes.
 
 A model with a BatchNorm layer (which must stay in eval mode) and one dropout
 layer of four units, whose 16 masks can be enumerated for the exact ensemble
@@ -7,10 +7,7 @@ average.
 Functions are checked on small inputs built so that each classic mistake gives
 a different answer from the right one. `p` is always the DROP probability;
 Srivastava et al. (2014) write the keep probability q = 1 - p. Checks that draw
-random numbers run under their own seed (torch.random.fork_rng).
-
-Every check prints one line, `[PASS] name: ...` or `[FAIL] name: hint`, and
-returns a Result (engine.py).
+random numbers run under their own seed (engine.seeded).
 """
 import itertools
 import math
@@ -19,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine import call_student, report, check
+from .engine import Mistake, check, known_mistake, report, seeded
 
 __all__ = ["check_mc_predict", "check_entropy", "check_selective_accuracy"]
 
@@ -64,8 +61,7 @@ def _mc_model():
     BatchNorm layer with running statistics that differ from any batch's, and
     before one more nonlinear layer (so that averaging logits is neither averaging
     probabilities nor eval mode). Returned in eval mode, with its input."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(3)
+    with seeded(3):
         block = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.5))
         model = nn.Sequential(block, nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5))
         with torch.no_grad():
@@ -105,19 +101,6 @@ def _bn_changed(model, before):
                 and before[2] == after[2])
 
 
-def _call_seeded(name, fn, seed, *args):
-    """call_student under its own seed, on one thread (the model is tiny: more
-    threads only wait for each other, badly so on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return call_student(name, fn, *args)
-    finally:
-        torch.set_num_threads(threads)
-
-
 @check
 def check_mc_predict(fn):
     """fn(model, X, k) -> (N, C) mean of the softmax outputs of k passes, with the
@@ -128,9 +111,8 @@ def check_mc_predict(fn):
     N, C = len(X), 5
     k = 400
     bn_before = _bn_state(model)
-    out, failed = _call_seeded(name, fn, 0, model, X, k)
-    if failed is not None:
-        return failed
+    with seeded(0):
+        out = fn(model, X, k)
     if not isinstance(out, torch.Tensor):
         return report(name, False, f"return a torch.Tensor of probabilities, shape (N, C), "
                       f"got {type(out).__name__}")
@@ -171,9 +153,8 @@ def check_mc_predict(fn):
                       "mean of the thinned networks. The Monte Carlo estimate of the "
                       "ensemble averages the PROBABILITIES: mean over passes of softmax")
     if error > 0.015:
-        single, failed = _call_seeded(name, fn, 0, model, X, 1)
-        if failed is not None:
-            return failed
+        with seeded(0):
+            single = fn(model, X, 1)
         if isinstance(single, torch.Tensor) and torch.allclose(
                 single.detach().to(torch.float32), out, atol=1e-6):
             return report(name, False, "your k passes are identical (k = 400 gives exactly "
@@ -187,9 +168,8 @@ def check_mc_predict(fn):
     model, X = _mc_model()
     model.train()
     bn_before = _bn_state(model)
-    _, failed = _call_seeded(name, fn, 1, model, X, 3)
-    if failed is not None:
-        return failed
+    with seeded(1):
+        fn(model, X, 3)
     if _bn_changed(model, bn_before):
         return report(name, False, "on a model that was in train mode, BatchNorm ran in "
                       "train mode during your passes: call model.eval() first, then switch "
@@ -221,9 +201,7 @@ def check_entropy(fn):
     name = "entropy"
     probs = _entropy_inputs()
     want = entropy_reference(probs.double())
-    out, failed = call_student(name, fn, probs.clone())
-    if failed is not None:
-        return failed
+    out = fn(probs.clone())
     if not isinstance(out, torch.Tensor):
         try:
             out = torch.as_tensor(np.asarray(out, dtype=float))
@@ -285,9 +263,7 @@ def check_selective_accuracy(fn):
     uncertainty, correct = _selective_inputs()
     N = len(uncertainty)
     for coverage in (0.5, 1.0, 0.1, 0.8):
-        out, failed = call_student(name, fn, uncertainty.clone(), correct.clone(), coverage)
-        if failed is not None:
-            return failed
+        out = fn(uncertainty.clone(), correct.clone(), coverage)
         try:
             got = float(out)
         except (TypeError, ValueError):
@@ -298,23 +274,101 @@ def check_selective_accuracy(fn):
                  for keep in {math.floor(coverage * N), math.ceil(coverage * N)} if keep}
         if any(abs(got - w) < 1e-6 for w in wants):
             continue
-        want = selective_accuracy_reference(uncertainty, correct, coverage)
-        keep = round(coverage * N)
         if got > 1:
             return report(name, False, f"{got:g} is a count: return the fraction of the kept "
                           "images that are correct")
-        if abs(got - selective_accuracy_reference(-uncertainty, correct, coverage)) < 1e-6:
-            return report(name, False, f"at coverage {coverage} you kept the MOST uncertain "
-                          "images: sort by uncertainty in increasing order and keep the "
-                          "first ones (abstain on the most uncertain)")
-        if coverage < 1 and abs(got - correct.float().mean().item()) < 1e-6:
-            return report(name, False, f"at coverage {coverage} you returned the accuracy on "
-                          "all images: keep only that fraction, the least uncertain")
-        if abs(got - want * keep / N) < 1e-6:
-            return report(name, False, "you divided by the number of ALL images: the "
-                          "accuracy is over the kept images only")
-        return report(name, False, f"at coverage {coverage} got {got:.4f}, expected "
-                      f"{want:.4f}: keep the round(coverage*N) images with the lowest "
-                      "uncertainty and return the fraction of them that is correct")
+        hint = known_mistake(got, SELECTIVE_MISTAKES, lambda wrong: wrong(
+            uncertainty, correct, coverage), rtol=1e-5)
+        want = selective_accuracy_reference(uncertainty, correct, coverage)
+        return report(name, False, f"at coverage {coverage}: " + (hint or (
+            f"got {got:.4f}, expected {want:.4f}: keep the round(coverage*N) images with "
+            "the lowest uncertainty and return the fraction of them that is correct")))
     return report(name, True, "accuracy on the least uncertain images, for coverages 0.1 "
                   "to 1")
+
+
+# ---------------------------------------------------------------------------
+# The known mistakes (tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+def _todo(*args):
+    raise NotImplementedError("TODO")
+
+
+def _dropout_on(model, everywhere=True):
+    """Eval mode, then the nn.Dropout modules (everywhere, or top-level only) in train."""
+    model.eval()
+    for module in model.modules() if everywhere else model:
+        if isinstance(module, nn.Dropout):
+            module.train()
+
+
+@torch.no_grad()
+def _mc(model, X, k, switch=_dropout_on, combine=None, restore=True, reseed=False,
+        end_eval=False):
+    """The notebook's answer, or with one thing done wrong: the known mistakes."""
+    was = model.training
+    switch(model)
+    logits = []
+    for _ in range(k):
+        if reseed:
+            torch.manual_seed(0)
+        logits.append(model(X))
+    logits = torch.stack(logits)
+    out = torch.softmax(logits, -1).mean(0) if combine is None else combine(logits)
+    if restore:
+        model.train(was)
+    if end_eval:
+        model.eval()
+    return out
+
+
+MC_MISTAKES = [Mistake(lambda m, X, k, kw=kw: _mc(m, X, k, **kw), hint) for kw, hint in [
+    ({"combine": lambda z: torch.softmax(z.mean(0), -1)}, "averaged the logits"),
+    ({"restore": False}, "still in train mode"),
+    ({"switch": lambda m: m.train()}, "BatchNorm ran in train mode"),
+    ({"switch": lambda m: m.eval()}, "equals eval mode"),
+    ({"switch": lambda m: _dropout_on(m, everywhere=False)}, "sub-modules"),
+    ({"reseed": True}, "passes are identical"),
+    ({"restore": False, "end_eval": True}, "restore the mode it had"),
+    ({"combine": lambda z: z.mean(0)}, "do not sum to 1"),
+    ({"combine": lambda z: torch.softmax(z, -1)}, "average over the passes")]] + [
+    Mistake(_todo, "not implemented yet")]
+
+
+def _log(P):
+    return torch.log(P.clamp_min(1e-12))
+
+
+ENTROPY_MISTAKES = [
+    Mistake(lambda P: -(P * torch.log(P)).sum(1), "NaN"),
+    Mistake(lambda P: (P * _log(P)).sum(1), "sign"),
+    Mistake(lambda P: -(P * torch.log2(P.clamp_min(1e-12))).sum(1), "bits"),
+    Mistake(lambda P: -(P * _log(P)).mean(1), "MEAN"),
+    Mistake(lambda P: -(P * _log(P)).sum(0), "summed over the images"),
+    Mistake(lambda P: -torch.xlogy(P, P).sum(1, keepdim=True), "keepdim"),
+    Mistake(lambda P: 1 - P.max(1).values, "1 - max probability"),
+]
+
+
+def _kept(uncertainty, correct, coverage, descending=False):
+    order = torch.argsort(uncertainty, descending=descending)
+    return correct[order[:round(coverage * len(uncertainty))]].float()
+
+
+SELECTIVE_MISTAKES = [
+    Mistake(lambda u, c, cov: _kept(u, c, cov, descending=True).mean().item(), "you kept "
+            "the MOST uncertain images: sort by uncertainty in increasing order and keep "
+            "the first ones (abstain on the most uncertain)"),
+    Mistake(lambda u, c, cov: c.float().mean().item(), "you returned the accuracy on all "
+            "images: keep only that fraction, the least uncertain"),
+    Mistake(lambda u, c, cov: _kept(u, c, cov).sum().item() / len(c), "you divided by the "
+            "number of ALL images: the accuracy is over the kept images only"),
+    Mistake(lambda u, c, cov: _kept(u, c, cov).sum().item(), "is a count"),
+]
+
+MISTAKES = {"mc_predict": MC_MISTAKES, "entropy": ENTROPY_MISTAKES,
+            "selective_accuracy": SELECTIVE_MISTAKES}
+REFERENCES = {"mc_predict": mc_predict_reference, "entropy": entropy_reference,
+              "selective_accuracy": selective_accuracy_reference}
+PASSES = {"mc_predict": [(_mc,)]}

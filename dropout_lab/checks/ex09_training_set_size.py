@@ -1,10 +1,9 @@
-"""Exercise 9 (training-set size): its checks.
+"""Exercise 9 (training-set size): its checks, references and known mistakes.
 
 Tables whose rows are not in seed order and whose seeds differ a lot, so that
 only a paired, seed-by-seed difference has the right spread.
 
-`p` is always the DROP probability. Every check prints one line and returns
-a Result (engine.py); none draws random numbers.
+`p` is always the DROP probability. No check draws random numbers.
 """
 import itertools
 import math
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..sweep import DEFAULTS
-from .engine import call_student, report, check
+from .engine import Mistake, check, mean_std, repeated, report, settings_problem
 
 __all__ = ["check_size_settings", "check_dropout_gain"]
 
@@ -27,32 +26,8 @@ def dropout_gain_reference(final, value="test_acc"):
     return (with_dropout - without).groupby(level="n_train").agg(["mean", "std"])
 
 
-# ---------------------------------------------------------------------------
-# Exercise 9: settings for the training-set sizes, gain per size
-# ---------------------------------------------------------------------------
-
 def _key(values):
     return tuple(round(float(v), 6) for v in values)
-
-
-def _settings_problem(settings, what):
-    """A hint if `settings` is not a list of dl.sweep dicts, else None."""
-    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
-        return (f"settings must be a list of dicts, one per net, got "
-                f"{type(settings).__name__}")
-    if not settings:
-        return "settings is empty"
-    for s in settings:
-        if not isinstance(s, dict):
-            return f"each setting must be a dict for dl.sweep, e.g. {what}; got {s!r}"
-        unknown = sorted(set(s) - set(DEFAULTS))
-        if unknown:
-            return (f"dl.sweep does not know the key(s) {unknown}; its keys are "
-                    f"{sorted(DEFAULTS)}")
-        d = s.get("dropout", DEFAULTS["dropout"])
-        if isinstance(d, numbers.Number) or not hasattr(d, "__len__"):
-            return f"'dropout' must be a tuple, one rate per hidden layer; got {d!r}"
-    return None
 
 
 @check
@@ -61,7 +36,7 @@ def check_size_settings(settings, sizes, epochs=None):
     (0.0, 0.0) and one with (0.5, 0.5), n_train = size; the two nets of one size
     differ only in dropout. epochs (optional): {size: epochs} that each must use."""
     name = "size settings"
-    problem = _settings_problem(settings, "{'dropout': (0.5, 0.5), 'n_train': 500}")
+    problem = settings_problem(settings, "{'dropout': (0.5, 0.5), 'n_train': 500}")
     if problem:
         return report(name, False, problem)
     if any("n_train" not in s for s in settings):
@@ -84,9 +59,9 @@ def check_size_settings(settings, sizes, epochs=None):
     got = [(int(size_of.get(s["n_train"], s["n_train"] or 0)),
             _key(s.get("dropout", DEFAULTS["dropout"]))) for s in settings]
     want = {(int(n), d) for n in sizes for d in [(0.0, 0.0), (0.5, 0.5)]}
-    if len(got) != len(set(got)):
-        twice = sorted({g for g in got if got.count(g) > 1})
-        return report(name, False, f"some (n_train, dropout) appear twice, e.g. {twice[0]}")
+    if repeated(got):
+        return report(name, False, f"some (n_train, dropout) appear twice, e.g. "
+                      f"{repeated(got)[0]}")
     missing, extra = want - set(got), set(got) - want
     if missing:
         without = {n for n, d in missing if d == (0.0, 0.0)}
@@ -153,18 +128,7 @@ def check_dropout_gain(fn):
     final = _synthetic_sizes()
     for value in ("test_acc", "gap"):
         want = dropout_gain_reference(final, value)
-        out, failed = call_student(name, fn, final.copy(), value)
-        if failed is not None:
-            return failed
-        if not isinstance(out, pd.DataFrame) or not {"mean", "std"} <= set(out.columns):
-            return report(name, False, "return a DataFrame with columns 'mean' and 'std', one "
-                          "row per size (e.g. .groupby(...).agg(['mean', 'std']))")
-        index = [int(v) for v in out.index] if len(out) else []
-        if index != [int(v) for v in want.index]:
-            return report(name, False, f"the rows must be the sizes {list(want.index)} in "
-                          f"increasing order, got {list(out.index)}")
-        mean = out["mean"].astype(float).to_numpy()
-        std = out["std"].astype(float).to_numpy()
+        mean, std = mean_std(fn(final.copy(), value), want.index, "size")
         if value == "gap":
             test = dropout_gain_reference(final, "test_acc")
             if np.allclose(mean, test["mean"], atol=1e-9):
@@ -188,3 +152,65 @@ def check_dropout_gain(fn):
                           "the seed (e.g. set_index(['n_train', 'seed'])), not row by row in "
                           "table order; then the std over seeds per size")
     return report(name, True, "paired differences per seed, mean and std per size")
+
+
+# ---------------------------------------------------------------------------
+# The known mistakes (tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+SIZES = [250, 500, 1000]
+EPOCHS = {250: 40, 500: 20, 1000: 10}
+DROPOUTS = [(0.0, 0.0), (0.5, 0.5)]
+
+
+def _settings(**extra):
+    return [{"dropout": d, "n_train": n, **extra} for n in SIZES for d in DROPOUTS]
+
+
+SETTINGS_MISTAKES = [Mistake(settings, hint, (SIZES,)) for settings, hint in [
+    ([{"dropout": d, "epochs": 10} for n in SIZES for d in DROPOUTS], "no 'n_train'"),
+    ([{"dropout": d, "n": n} for n in SIZES for d in DROPOUTS], "does not know the key"),
+    ([{"dropout": d, "n_train": n / 60000} for n in SIZES for d in DROPOUTS], "fraction"),
+    ([{"dropout": d, "n_train": n} for n in SIZES for d in [(1.0, 1.0), (0.5, 0.5)]],
+     "DROP probability"),
+    ([{"dropout": (0.5, 0.5), "n_train": n} for n in SIZES], "WITHOUT dropout"),
+    ([{"dropout": (0.0, 0.0), "n_train": n} for n in SIZES], "WITH dropout"),
+    ([{"dropout": 0.5, "n_train": n} for n in SIZES], "must be a tuple"),
+    ([{"dropout": d, "n_train": n, "epochs": 10 if d[0] else 20}
+      for n in SIZES for d in DROPOUTS], "differ in more than the dropout"),
+    (_settings() + _settings()[:1], "appear twice"),
+    ({"dropout": (0.5, 0.5), "n_train": 500}, "list of dicts")]] + [
+    Mistake(_settings(epochs=10), "EPOCHS[n]", (SIZES, EPOCHS)),
+    Mistake(_settings(), "used 10", (SIZES, EPOCHS))]
+
+
+def _frame(mean, std, index=None):
+    return pd.DataFrame({"mean": mean, "std": std}, index=index)
+
+
+def _gain_unpaired(final, value="test_acc"):
+    stats = final.groupby(["n_train", "p1"])[value].agg(["mean", "var"]).unstack("p1")
+    return _frame(stats["mean"][0.5] - stats["mean"][0.0],
+                  np.sqrt(stats["var"][0.5] + stats["var"][0.0]))
+
+
+def _gain_row_order(final, value="test_acc"):
+    rows = {}
+    for n, group in final.groupby("n_train"):
+        d = group[group.p1 > 0][value].to_numpy() - group[group.p1 == 0][value].to_numpy()
+        rows[n] = (d.mean(), d.std(ddof=1))
+    return _frame(*zip(*rows.values()), index=list(rows))
+
+
+GAIN_MISTAKES = [
+    Mistake(lambda f, v="test_acc": -dropout_gain_reference(f, v).assign(
+        std=dropout_gain_reference(f, v)["std"]), "sign is reversed"),
+    Mistake(lambda f, v="test_acc": dropout_gain_reference(f), "argument `value`"),
+    Mistake(_gain_unpaired, "as if independent"),
+    Mistake(_gain_row_order, "not row by row"),
+]
+
+MISTAKES = {"size_settings": SETTINGS_MISTAKES, "dropout_gain": GAIN_MISTAKES}
+REFERENCES = {"dropout_gain": dropout_gain_reference}
+PLANNED = [{**s, "epochs": EPOCHS[s["n_train"]], "batch_size": 64} for s in _settings()]
+PASSES = {"size_settings": [(PLANNED, SIZES), (PLANNED, SIZES, EPOCHS)]}

@@ -1,6 +1,7 @@
-"""Exercise 10 (network width): its checks, checked on synthetic tables of settings
-and results like those of exercise 9 (whose settings helper they share). n is
-the width, q = 1 - p the keep probability of Srivastava et al. (2014).
+"""Exercise 10 (network width): its checks, references and known mistakes, checked
+on synthetic tables of settings and results like those of exercise 9 (whose
+settings helper they share). n is the width, q = 1 - p the keep probability of
+Srivastava et al. (2014).
 """
 import math
 import numbers
@@ -9,31 +10,32 @@ import numpy as np
 import pandas as pd
 
 from ..sweep import DEFAULTS
-from .engine import call_student, report, check
-from .ex09_training_set_size import _settings_problem
+from .engine import (Mistake, by_seed, check, differing, known_mistake, repeated, report,
+                     settings_problem)
 
 __all__ = ["check_width_settings", "check_nq_gain"]
 
 
-def nq_gain_reference(final, n, q):
-    """Per seed: test accuracy of width round(n/q) with drop probability 1 - q minus
-    that of width n without dropout."""
+def _gain(final, wide, p, n):
+    """Per seed: test accuracy of width `wide` with drop probability p minus that of
+    width n without dropout."""
     def accuracy(width, p):
         rows = final[(final.width == width) & np.isclose(final.p1, p)]
         return rows.set_index("seed")["test_acc"]
-    return accuracy(round(n / q), 1 - q) - accuracy(n, 0.0)
+    return accuracy(wide, p) - accuracy(n, 0.0)
 
 
-# ---------------------------------------------------------------------------
-# Exercise 10: width grid and the n/q rule
-# ---------------------------------------------------------------------------
+def nq_gain_reference(final, n, q):
+    """The reference: the gain of width round(n/q) with p = 1 - q over width n, p = 0."""
+    return _gain(final, round(n / q), 1 - q, n)
+
 
 @check
 def check_width_settings(settings, widths, rates):
     """settings: dl.sweep dicts, one per (width, rate): hidden=(w, w), dropout=(p, p),
     each pair once, identical otherwise."""
     name = "width settings"
-    problem = _settings_problem(settings, "{'hidden': (128, 128), 'dropout': (0.5, 0.5)}")
+    problem = settings_problem(settings, "{'hidden': (128, 128), 'dropout': (0.5, 0.5)}")
     if problem:
         return report(name, False, problem)
     pairs = []
@@ -55,9 +57,8 @@ def check_width_settings(settings, widths, rates):
         pairs.append((int(hidden[0]), round(float(dropout[0]), 6)))
     want = {(int(w), round(float(p), 6)) for w in widths for p in rates}
     got = set(pairs)
-    if len(pairs) != len(got):
-        twice = sorted({x for x in pairs if pairs.count(x) > 1})
-        return report(name, False, f"(width, p) = {twice[0]} appears more than once")
+    if repeated(pairs):
+        return report(name, False, f"(width, p) = {repeated(pairs)[0]} appears more than once")
     keep = {(w, round(1 - p, 6)) for w, p in want}
     if got == keep != want:
         return report(name, False, "these are keep probabilities q = 1 - p: dl.sweep uses the "
@@ -71,10 +72,9 @@ def check_width_settings(settings, widths, rates):
                       f"{sorted(missing)[0]}")
     if extra:
         return report(name, False, f"(width, p) outside the grid: {sorted(extra)[:3]}")
-    rests = [{k: v for k, v in s.items() if k not in ("hidden", "dropout")} for s in settings]
-    if any(r != rests[0] for r in rests):
-        return report(name, False, "the settings differ in more than width and rate (epochs, "
-                      "n_train, ...): give them all the same values")
+    problem = differing(settings, ("hidden", "dropout"))
+    if problem:
+        return report(name, False, problem)
     return report(name, True, f"{len(want)} settings = {len(widths)} widths x "
                   f"{len(rates)} rates, two equal hidden layers each")
 
@@ -105,51 +105,76 @@ def check_nq_gain(fn):
     final = _synthetic_widths()
     for n, q in [(128, 0.5), (64, 0.8), (256, 0.8)]:
         want = nq_gain_reference(final, n, q)
-        out, failed = call_student(name, fn, final.copy(), n, q)
-        if failed is not None:
-            return failed
-        if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
-            out = out.iloc[:, 0]
-        if not isinstance(out, pd.Series):
-            return report(name, False, f"return a pandas Series indexed by seed, got "
-                          f"{type(out).__name__}")
-        if out.empty or out.isna().all():
-            return report(name, False, f"for n={n}, q={q} no rows matched: 1 - {q} is "
-                          f"{1 - q!r} in floating point, and {n}/{q} = {n / q!r}; compare "
-                          "with np.isclose(final.p1, 1 - q) and width == round(n / q)")
-        if sorted(out.index.tolist()) != sorted(want.index.tolist()):
-            return report(name, False, f"the index must be the seeds {sorted(want.index)}, "
-                          f"got {list(out.index)[:6]}")
-        got = out.astype(float).reindex(want.index)
+        got = by_seed(fn(final.copy(), n, q), want.index, empty=f"for n={n}, q={q} no "
+                      f"rows matched: 1 - {q} is {1 - q!r} in floating point, and {n}/{q} = "
+                      f"{n / q!r}; compare with np.isclose(final.p1, 1 - q) and width == "
+                      "round(n / q)")
         if np.allclose(got, want, atol=1e-9):
             continue
-
-        def diff(w1, p1, w0, p0):
-            def acc(w, p):
-                rows = final[(final.width == w) & np.isclose(final.p1, p)]
-                return rows.set_index("seed")["test_acc"]
-            return (acc(w1, p1) - acc(w0, p0)).reindex(want.index)
-        wide = round(n / q)
-        if np.allclose(got, -want, atol=1e-9):
-            return report(name, False, "the sign is reversed: return (wide net with dropout) "
-                          "minus (width n without), positive when the rule holds or better")
-        candidates = [
-            (diff(round(n * q), 1 - q, n, 0.0), f"you used width n·q = {round(n * q)}: the "
-             f"rule says a dropout net needs n/q = {wide} units to match n without dropout"),
-            (diff(wide, q, n, 0.0), f"you used p = q = {q}: q is the KEEP probability, the "
-             f"drop probability is p = 1 - q = {1 - q:g}"),
-            (diff(wide, 0.0, n, 0.0), "both nets are without dropout: the wide one needs "
-             "dropout p = 1 - q"),
-            (diff(n, 1 - q, n, 0.0), "both nets have width n: the dropout net should be n/q "
-             "wide"),
-        ]
-        for candidate, hint in candidates:
-            if not candidate.isna().any() and np.allclose(got, candidate, atol=1e-9):
-                return report(name, False, hint)
-        if np.isclose(got.mean(), want.mean(), atol=1e-9):
-            return report(name, False, "the mean is right but the single differences are not: "
-                          "subtract seed by seed (set_index('seed')), not row by row")
-        return report(name, False, f"for n={n}, q={q}: expected test_acc(width {wide}, "
-                      f"p={1 - q:g}) - test_acc(width {n}, p=0) per seed")
+        hint = known_mistake(got, NQ_MISTAKES, lambda wrong: wrong(final.copy(), n, q)
+                             .reindex(want.index))
+        if hint is None and np.isclose(got.mean(), want.mean(), atol=1e-9):
+            hint = NQ_MISTAKES[-1].hint
+        return report(name, False, f"for n={n}, q={q}: " + (hint or (
+            f"expected test_acc(width {round(n / q)}, p={1 - q:g}) - test_acc(width {n}, "
+            "p=0) per seed")))
     return report(name, True, "paired per seed, width n/q with p = 1 - q against width n "
                   "without dropout")
+
+
+# ---------------------------------------------------------------------------
+# The known mistakes (tests/test_checks_tables.py walks the tables)
+# ---------------------------------------------------------------------------
+
+WIDTHS, RATES = [32, 64, 128], [0.0, 0.2, 0.5]
+GRID = [(w, p) for w in WIDTHS for p in RATES]
+
+
+def _grid(**extra):
+    return [{"hidden": (w, w), "dropout": (p, p), **extra} for w, p in GRID]
+
+
+SETTINGS_MISTAKES = [Mistake(settings, hint, (WIDTHS, RATES)) for settings, hint in [
+    ([{"hidden": (w,), "dropout": (p,)} for w, p in GRID], "ONE hidden layer"),
+    ([{"hidden": w, "dropout": (p, p)} for w, p in GRID], "as a tuple"),
+    ([{"hidden": (w, w), "dropout": (1 - p, 1 - p)} for w, p in GRID], "keep probabilities"),
+    ([{"hidden": (w, w), "dropout": (p, p)} for w, p in zip(WIDTHS, RATES)], "zip"),
+    ([{"hidden": (w, w), "dropout": (p, p), "epochs": 5 if p else 10} for w, p in GRID],
+     "differ in 'epochs'"),
+    (_grid()[:-1], "missing"),
+    (_grid() + _grid()[:1], "more than once"),
+    ([{"hidden": (w, w), "dropout": (p, 0.5)} for w, p in GRID], "the same rate after both")]]
+
+
+def _exact_float(final, n, q):
+    rows = final[(final.width == n / q) & (final.p1 == 1 - q)]
+    return rows.set_index("seed")["test_acc"] - _gain(final, n, 0.0, n)
+
+
+def _row_order(final, n, q):
+    a = final[(final.width == round(n / q)) & np.isclose(final.p1, 1 - q)]
+    b = final[(final.width == n) & (final.p1 == 0)]
+    return a["test_acc"].reset_index(drop=True).set_axis(sorted(a.seed)) - \
+        b["test_acc"].reset_index(drop=True).set_axis(sorted(b.seed))
+
+
+NQ_MISTAKES = [
+    Mistake(_exact_float, "floating point"),
+    Mistake(lambda f, n, q: -nq_gain_reference(f, n, q), "the sign is reversed: return "
+            "(wide net with dropout) minus (width n without), positive when the rule holds "
+            "or better"),
+    Mistake(lambda f, n, q: _gain(f, round(n * q), 1 - q, n), "you used width n·q: the rule "
+            "says a dropout net needs n/q units to match n without dropout"),
+    Mistake(lambda f, n, q: _gain(f, round(n / q), q, n), "you used p = q: q is the KEEP "
+            "probability, the drop probability is p = 1 - q"),
+    Mistake(lambda f, n, q: _gain(f, round(n / q), 0.0, n), "both nets are without dropout: "
+            "the wide one needs dropout p = 1 - q"),
+    Mistake(lambda f, n, q: _gain(f, n, 1 - q, n), "both nets have width n: the dropout "
+            "net should be n/q wide"),
+    Mistake(_row_order, "the mean is right but the single differences are not: subtract "
+            "seed by seed (set_index('seed')), not row by row"),
+]
+
+MISTAKES = {"width_settings": SETTINGS_MISTAKES, "nq_gain": NQ_MISTAKES}
+REFERENCES = {"nq_gain": nq_gain_reference}
+PASSES = {"width_settings": [(_grid(n_train=5000, epochs=15), WIDTHS, RATES)]}
