@@ -326,8 +326,10 @@ def secret_lines(secret, public):
 
 
 def leaks(secret, public, student):
-    """Secret solution lines found in the student notebook's text."""
-    return sorted(line for line in secret_lines(secret, public) if line in student)
+    """Secret solution lines found, as whole lines, in the student notebook's text
+    (a short secret line such as "answer." may well occur inside a public one)."""
+    shown = {line.strip() for line in student.split("\n")}
+    return sorted(line for line in secret_lines(secret, public) if line in shown)
 
 
 def pairs(solutions=SOLUTIONS, exercises=EXERCISES, only=None):
