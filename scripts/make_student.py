@@ -75,8 +75,9 @@ class MarkerError(ValueError):
 def todo_lines(indent, replacement, hints):
     """The lines that stand in for one BEGIN/END SOLUTION block."""
     if replacement:
-        if len(hints) == 1:
-            return [f"{indent}{replacement}  # TODO: {hints[0]}"]
+        one_line = f"{indent}{replacement}  # TODO: {hints[0]}" if len(hints) == 1 else ""
+        if one_line and len(one_line) <= MAX_LINE:
+            return [one_line]
         comments = [f"{indent}# TODO: {h}" if i == 0 else f"{indent}#       {h}"
                     for i, h in enumerate(hints)]
         return comments + [f"{indent}{replacement}  # TODO"]
