@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What Colab has before any cell runs (of what matters here), at the versions
 # of this machine's torch so that pip can take them from its cache.
 COLAB_PACKAGES = [f"torch=={version('torch')}", f"torchvision=={version('torchvision')}",
-                  "numpy", "pandas", "scipy", "matplotlib", "ipywidgets", "ipykernel",
+                  "numpy", "pandas", "scipy", "matplotlib", "ipywidgets", "ipykernel<7",
                   "nbclient"]
 RUNS = {  # notebook: what its outputs must show
     "chapters/from_scratch.ipynb": "chapter",
