@@ -217,3 +217,22 @@ def test_code_fits_the_page_column(path):
                    if not hidden & set(c.metadata.get("tags", [])))
     median = statistics.median(shown or [0])
     assert median <= 8, f"visible code cells have a median of {median} lines"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_no_heading_inside_an_exercise_block(path):
+    """sphinx-exercise cannot hold a section: a heading between exercise-start
+    and exercise-end makes the HTML writer crash ("unknown node type:
+    exercise_end_node") at the end of the build."""
+    inside, headings = False, []
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.split("\n"):
+            if re.match(r"^\s*`{3,}\s*\{exercise-start\}", line):
+                inside = True
+            elif re.match(r"^\s*`{3,}\s*\{exercise-end\}", line):
+                inside = False
+            elif inside and re.match(r"^#{1,6}\s", line):
+                headings.append(line)
+    assert not headings, f"headings inside an exercise block: {headings}"
