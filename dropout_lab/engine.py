@@ -166,6 +166,21 @@ def evaluate_stack(Ws, bs, X, y, dtype, chunk=2000):
     return correct / len(X), loss / len(X)
 
 
+def epoch_batches(X_train, y_train, order_generators, n, batch_size, subsets, device):
+    """One epoch's minibatches for K stacked models: (X (K, B, d), y (K, B)) per step.
+    Model k visits its n images in the order of a fresh permutation from its own
+    generator, order_generators[k] (the same order dl.train's plain loop draws
+    for that seed); subsets (K, n) maps each model's positions to its own
+    training images, or None when every model trains on all of X_train."""
+    order = torch.stack([torch.randperm(n, generator=g) for g in order_generators])
+    order = order.to(device)
+    if subsets is not None:
+        order = torch.gather(subsets, 1, order)
+    for i in range(0, n, batch_size):
+        idx = order[:, i:i + batch_size]
+        yield X_train.index_select(0, idx.flatten()).view(*idx.shape, -1), y_train[idx]
+
+
 def train_stack(Ws, bs, models, data, epochs, batch_size, scheme, precision,
                 subsets=None, on_epoch=None):
     """Train K stacked MLPs in place (Ws, bs: float32 master weights on the data's device).
@@ -191,17 +206,11 @@ def train_stack(Ws, bs, models, data, epochs, batch_size, scheme, precision,
     widths = [W.shape[2] for W in Ws[:-1]]
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        order = torch.stack([torch.randperm(n, generator=g) for g in order_generators])
-        order = order.to(device)
-        if subsets is not None:
-            order = torch.gather(subsets, 1, order)
         loss_sum = torch.zeros(K, device=device)
         correct = torch.zeros(K, device=device)
-        for i in range(0, n, batch_size):
-            idx = order[:, i:i + batch_size]
-            B = idx.shape[1]
-            X = X_train.index_select(0, idx.flatten()).view(K, B, -1)  # = X_train[idx]
-            y = y_train[idx]
+        for X, y in epoch_batches(X_train, y_train, order_generators, n, batch_size,
+                                  subsets, device):
+            B = X.shape[1]
             noises, scales = [], []
             for layer, width in enumerate(widths):
                 if noisy[layer]:

@@ -32,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 from tqdm.auto import tqdm
 
 from .device import pick_device
-from .engine import describe_precision, resolve_precision
+from .engine import describe_precision, epoch_batches, resolve_precision
 from .sweep import subset_index
 from .training import check_sgd, heldout_name
 from .validate import check_int, check_seeds
@@ -260,17 +260,11 @@ def train_stacked(models, data, seeds, epochs=10, lr=0.1, batch_size=256,
     base.train()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        order = torch.stack([torch.randperm(n, generator=g) for g in order_generators])
-        order = order.to(device)
-        if subsets is not None:
-            order = torch.gather(subsets, 1, order)
         loss_sum = torch.zeros(K, device=device)
         correct = torch.zeros(K, device=device)
-        for i in range(0, n, batch_size):
-            idx = order[:, i:i + batch_size]
-            B = idx.shape[1]
-            X = X_train.index_select(0, idx.flatten()).view(K, B, -1)
-            y = y_train[idx]
+        for X, y in epoch_batches(X_train, y_train, order_generators, n, batch_size,
+                                  subsets, device):
+            B = X.shape[1]
             if B not in plans:                  # what the model draws, once per B
                 plans[B] = []
                 with torch.no_grad():
