@@ -3,15 +3,13 @@
 `check_variance_prediction(fn)` for fn(h, p) = Var[h] + p/(1-p)·E[h²] per unit, and
 `check_collect_activations(fn)` for the forward-hook function
 fn(model, X, train) -> [(h, h_dropped), ...], one pair per hidden layer. The
-reference implementations (`reference_*`) are used by the checks and tests.
-The formula's check names the first known mistake (PREDICTION_MISTAKES) that
-gives the student's answer on the same activations.
+formula's check names the first known mistake (PREDICTION_MISTAKES) that gives
+the student's answer on the same activations.
 """
-
 import torch
 
 from ..training import make_mlp
-from .engine import Mistake, answer_hint, check, known_mistake, report, seeded
+from .engine import Fail, Mistake, answer_hint, check, known_mistake, report, seeded
 
 __all__ = ["check_variance_prediction", "check_collect_activations"]
 
@@ -30,170 +28,165 @@ def _activations(n=4000, units=6, seed=0):
     return torch.relu(torch.randn(n, units, generator=g, dtype=torch.float64) * scale + shift)
 
 
+def _as_float64(out):
+    try:
+        return torch.as_tensor(out, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise Fail(f"return a tensor, got {type(out).__name__}") from None
+
+
 @check
 def check_variance_prediction(fn):
     """fn(h, p) -> a (units,) tensor: Var[h] + p/(1-p)·E[h²] per unit, over examples."""
-    name = "check_variance_prediction"
     h = _activations()
-    first = fn(h.clone(), 0.5)
-    again = fn(h.clone(), 0.5)
-    if isinstance(first, torch.Tensor) and isinstance(again, torch.Tensor) and \
-            first.shape == again.shape and not torch.equal(first, again):
-        return report(name, False, "two calls with the same h gave different results: "
-                      "compute the formula from h, not a Monte Carlo estimate with random masks")
-    for p in (0.2, 0.5, 0.8, 0.0):
-        out = fn(h.clone(), p)
-        try:
-            out = torch.as_tensor(out, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            return report(name, False, f"return a tensor, got {type(out).__name__}")
-        right = reference_variance_prediction(h, p)
-        if out.numel() == 1:
-            pooled = h.var(unbiased=False) + p / (1 - p) * (h ** 2).mean()
-            if torch.isclose(out.reshape(()), pooled, rtol=1e-3) or \
-                    torch.isclose(out.reshape(()), right.mean(), rtol=1e-3):
-                return report(name, False, "you returned one number; return one value per "
-                              "unit, shape (units,), with the variance over examples (dim 0); "
-                              "average over units afterwards")
-            return report(name, False, f"return one value per unit, shape {tuple(right.shape)}, "
-                          "not a single number")
-        if out.shape == (h.shape[0],):
-            return report(name, False, f"shape {tuple(out.shape)}: you computed over units "
-                          "(dim 1); compute over examples (dim 0), one value per unit")
-        if out.shape != right.shape:
-            return report(name, False, f"shape {tuple(out.shape)}, expected {tuple(right.shape)}"
-                          " (one value per unit)")
-        if torch.allclose(out, right, rtol=1e-3, atol=1e-9):
-            continue
-        hint = known_mistake(out, PREDICTION_MISTAKES, lambda wrong: wrong(h, p), rtol=1e-3)
-        if hint:
-            return report(name, False, f"at p = {p}: {hint}")
-        return report(name, False, f"at p = {p}: expected {right[:3].tolist()} ... for the "
-                      f"first units, got {out[:3].tolist()} ..." + answer_hint(
-                          "; the formula is Var[h] + p/(1-p)·E[h²], per unit, over examples"))
-    return report(name, True, "Var[h] + p/(1-p)·E[h²] per unit, right for p = 0, 0.2, 0.5, 0.8")
+    with seeded(0):
+        first, again = fn(h.clone(), 0.5), fn(h.clone(), 0.5)
+        if isinstance(first, torch.Tensor) and isinstance(again, torch.Tensor) and \
+                first.shape == again.shape and not torch.equal(first, again):
+            raise Fail("two calls with the same h gave different results: compute the "
+                       "formula from h, not a Monte Carlo estimate with random masks")
+        for p in (0.2, 0.5, 0.8, 0.0):
+            out, right = _as_float64(fn(h.clone(), p)), reference_variance_prediction(h, p)
+            if out.numel() == 1:
+                raise Fail("you returned one number; return one value per unit, shape "
+                           "(units,), with the variance over examples (dim 0)")
+            if out.shape == (h.shape[0],):
+                raise Fail(f"shape {tuple(out.shape)}: you computed over units (dim 1); "
+                           "compute over examples (dim 0), one value per unit")
+            if out.shape != right.shape:
+                raise Fail(f"shape {tuple(out.shape)}, expected {tuple(right.shape)} (one "
+                           "value per unit)")
+            if torch.allclose(out, right, rtol=1e-3, atol=1e-9):
+                continue
+            hint = known_mistake(out, PREDICTION_MISTAKES, lambda wrong: wrong(h, p), rtol=1e-3)
+            raise Fail(f"at p = {p}: " + (hint or f"expected {right[:3].tolist()} ... for the "
+                       f"first units, got {out[:3].tolist()} ..." + answer_hint(
+                           "; the formula is Var[h] + p/(1-p)·E[h²], per unit, over examples")))
+    return report("variance_prediction", True, "Var[h] + p/(1-p)·E[h²] per unit, right for "
+                  "p = 0, 0.2, 0.5, 0.8")
 
 
 def reference_collect_activations(model, X, train):
     """Run X through the model in train mode (train=True) or eval mode and return, per
     hidden layer, the pair (h, h_dropped): the ReLU's output and the Dropout's output.
     The model's mode is restored and the hooks removed afterwards."""
-    captured, handles = [], []
+    return _collect(model, X, train)
+
+
+def _collect(model, X, train, kinds=(torch.nn.ReLU, torch.nn.Dropout), use_input=False,
+             set_mode=True, restore=True, remove=True, no_grad=True, store=None):
+    """The reference's work. Each keyword set to other than its default does one thing
+    wrong, for the known mistakes (use_input: hook the Dropout's input; store: a list
+    that outlives the call)."""
+    captured = [] if store is None else store
+    handles = []
 
     def keep(module, inputs, output):
-        captured.append(output.detach())
+        value = inputs[0] if use_input and isinstance(module, torch.nn.Dropout) else output
+        captured.append(value.detach() if no_grad else value)
 
     for module in model.modules():
-        if isinstance(module, (torch.nn.ReLU, torch.nn.Dropout)):
+        if isinstance(module, kinds):
             handles.append(module.register_forward_hook(keep))
     was_training = model.training
-    model.train(train)
+    if set_mode:
+        model.train(train)
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(not no_grad):
             model(X)
     finally:
-        model.train(was_training)
-        for handle in handles:
+        if restore:
+            model.train(was_training)
+        for handle in handles if remove else []:
             handle.remove()
     return list(zip(captured[0::2], captured[1::2]))
 
 
-def _tiny_model_and_data():
-    """A 10-32-16-10 MLP with dropout 0.5 then 0.25, and 3000 random inputs."""
-    model = make_mlp(dropout=(0.5, 0.25), hidden=(32, 16), seed=0, num_inputs=10)
-    X = torch.randn(3000, 10, generator=torch.Generator().manual_seed(1))
-    return model, X
+def _check_pairs(pairs, n_layers, X):
+    """Fail unless pairs is a list of n_layers (h, h_dropped) pairs of (n, units) tensors."""
+    if not isinstance(pairs, (list, tuple)):
+        raise Fail("return a list with one (h, h_dropped) pair per hidden layer, got "
+                   f"{type(pairs).__name__}")
+    if len(pairs) != n_layers:
+        raise Fail(f"{len(pairs)} entries for a net with {n_layers} hidden layers: return one "
+                   "(h, h_dropped) pair per hidden layer (hook each ReLU and each Dropout "
+                   "once; clear what you collected between calls)")
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or \
+                not all(isinstance(t, torch.Tensor) for t in pair):
+            raise Fail(f"entry {i} is not a pair of tensors (h, h_dropped)")
+        if pair[0].shape != pair[1].shape or pair[0].shape[0] != len(X):
+            raise Fail(f"layer {i + 1}: shapes {tuple(pair[0].shape)} and "
+                       f"{tuple(pair[1].shape)}; expected (examples, units) for both")
+
+
+def _check_layer(i, h, out, h_eval, p, train):
+    """Fail unless (h, out) is layer i's pair: in eval mode h_eval twice, in train mode
+    h and its dropout at rate p."""
+    if not train and not torch.equal(h, out):
+        raise Fail(f"train=False, layer {i}: the dropout output differs from its input, so "
+                   "dropout was active: call model.eval() (model.train(False)) before the "
+                   "forward")
+    if not train and not torch.allclose(h, h_eval, atol=1e-5):
+        raise Fail(f"train=False, layer {i}: h differs from the eval-mode activations")
+    if train and torch.equal(h, out):
+        raise Fail(f"train=True, layer {i}: the dropout output equals its input: call "
+                   "model.train() before the forward, and hook the Dropout's OUTPUT (the "
+                   "hook's third argument)")
+    kept = out != 0
+    scale = (out[kept] / h[kept]).mean().item()
+    dropped = ((out == 0) & (h != 0)).sum().item() / max(1, (h != 0).sum().item())
+    if train and (abs(scale - 1 / (1 - p)) > 1e-3 or abs(dropped - p) > 0.05):
+        raise Fail(f"train=True, layer {i} (p = {p}): the second tensor is not the dropout "
+                   f"output of the first (survivors scaled by {scale:.3f}, {dropped:.1%} of "
+                   "units dropped); pair each ReLU with the Dropout that follows it")
 
 
 def _has_hooks(model):
     return any(len(m._forward_hooks) or len(m._forward_pre_hooks) for m in model.modules())
 
 
-def _check_pairs(name, pairs, n_layers, X):
-    """Format: a list of n_layers (h, h_dropped) pairs of (n, units) tensors."""
-    if not isinstance(pairs, (list, tuple)):
-        return report(name, False, "return a list with one (h, h_dropped) pair per hidden "
-                      f"layer, got {type(pairs).__name__}")
-    if len(pairs) != n_layers:
-        return report(name, False, f"{len(pairs)} entries for a net with {n_layers} hidden "
-                      "layers: return one (h, h_dropped) pair per hidden layer (hook each ReLU"
-                      " and each Dropout once; clear what you collected between calls)")
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or \
-                not all(isinstance(t, torch.Tensor) for t in pair):
-            return report(name, False, f"entry {i} is not a pair of tensors (h, h_dropped)")
-        if pair[0].shape != pair[1].shape or pair[0].shape[0] != len(X):
-            return report(name, False, f"layer {i + 1}: shapes {tuple(pair[0].shape)} and "
-                          f"{tuple(pair[1].shape)}; expected (examples, units) for both")
-    return None
-
-
 @check
 def check_collect_activations(fn):
     """fn(model, X, train) -> [(h, h_dropped), ...] per hidden layer, via forward hooks."""
-    name = "check_collect_activations"
     with seeded(0):  # nn.Linear draws its first weights from the global generator
-        model, X = _tiny_model_and_data()
+        model = make_mlp(dropout=(0.5, 0.25), hidden=(32, 16), seed=0, num_inputs=10)
+    X = torch.randn(3000, 10, generator=torch.Generator().manual_seed(1))
     ref_eval = reference_collect_activations(model, X, train=False)
     rates = [m.p for m in model if isinstance(m, torch.nn.Dropout)]
     for start_mode, train in ((True, False), (False, True), (True, True), (False, False)):
         model.train(start_mode)
         with seeded(0):
             pairs = fn(model, X, train)
-        bad = _check_pairs(name, pairs, len(rates), X)
-        if bad is not None:
-            return bad
+        _check_pairs(pairs, len(rates), X)
         if _has_hooks(model):
-            return report(name, False, "hooks are still attached after your function returned:"
-                          " keep the handles of register_forward_hook and call "
-                          "handle.remove() (in a finally: block)")
+            raise Fail("hooks are still attached after your function returned: keep the "
+                       "handles of register_forward_hook and call handle.remove() (in a "
+                       "finally: block)")
         if model.training != start_mode:
-            return report(name, False, f"the model came in {'train' if start_mode else 'eval'}"
-                          f" mode and left in {'train' if model.training else 'eval'} mode: "
-                          "remember model.training and restore it at the end")
+            modes = ["train" if mode else "eval" for mode in (start_mode, model.training)]
+            raise Fail(f"the model came in {modes[0]} mode and left in {modes[1]} mode: "
+                       "remember model.training and restore it at the end")
         if any(t.requires_grad for pair in pairs for t in pair):
-            return report(name, False, "the tensors still carry the autograd graph: run the "
-                          "forward pass under torch.no_grad() (or .detach() in the hook)")
-        h1, h1_out = pairs[0]
-        if not torch.allclose(h1, ref_eval[0][0], atol=1e-5):
+            raise Fail("the tensors still carry the autograd graph: run the forward pass "
+                       "under torch.no_grad() (or .detach() in the hook)")
+        (h1, h1_out), h1_eval = pairs[0], ref_eval[0][0]
+        if not torch.allclose(h1, h1_eval, atol=1e-5):
             if (h1 < 0).any():
-                return report(name, False, "h has negative values: hook the ReLU's output "
-                              "(after the activation), not the Linear layer's")
-            if torch.allclose(h1_out, ref_eval[0][0], atol=1e-5):
-                return report(name, False, "the pair looks swapped: return (h, h_dropped), "
-                              "the ReLU's output first")
-            return report(name, False, "layer 1's h is not the ReLU output of the first "
-                          "Linear layer: hook each ReLU and each Dropout, in network order")
-        if not train:
-            for i, ((h, out), (h_ref, _)) in enumerate(zip(pairs, ref_eval)):
-                if not torch.equal(h, out):
-                    return report(name, False, f"train=False, layer {i + 1}: the dropout "
-                                  "output differs from its input, so dropout was active: "
-                                  "call model.eval() (model.train(False)) before the forward")
-                if not torch.allclose(h, h_ref, atol=1e-5):
-                    return report(name, False, f"train=False, layer {i + 1}: h differs from "
-                                  "the eval-mode activations")
-            continue
-        for i, ((h, out), p) in enumerate(zip(pairs, rates)):
-            if torch.equal(h, out):
-                return report(name, False, f"train=True, layer {i + 1}: the dropout output "
-                              "equals its input: call model.train() before the forward, and "
-                              "hook the Dropout's OUTPUT (the hook's third argument)")
-            kept = out != 0
-            scale = (out[kept] / h[kept]).mean().item()
-            dropped = ((out == 0) & (h != 0)).sum().item() / max(1, (h != 0).sum().item())
-            if abs(scale - 1 / (1 - p)) > 1e-3 or abs(dropped - p) > 0.05:
-                return report(name, False, f"train=True, layer {i + 1} (p = {p}): the second "
-                              "tensor is not the dropout output of the first (survivors "
-                              f"scaled by {scale:.3f}, {dropped:.1%} of units dropped); "
-                              "pair each ReLU with the Dropout that follows it")
-    return report(name, True, "one (h, h_dropped) pair per hidden layer, right in train and "
-                  "eval mode; mode restored and hooks removed")
+                raise Fail("h has negative values: hook the ReLU's output (after the "
+                           "activation), not the Linear layer's")
+            if torch.allclose(h1_out, h1_eval, atol=1e-5):
+                raise Fail("the pair looks swapped: return (h, h_dropped), the ReLU's "
+                           "output first")
+            raise Fail("layer 1's h is not the ReLU output of the first Linear layer: hook "
+                       "each ReLU and each Dropout, in network order")
+        for i, ((h, out), (h_eval, _), p) in enumerate(zip(pairs, ref_eval, rates)):
+            _check_layer(i + 1, h, out, h_eval, p, train)
+    return report("collect_activations", True, "one (h, h_dropped) pair per hidden layer, "
+                  "right in train and eval mode; mode restored and hooks removed")
 
 
-# ---------------------------------------------------------------------------
 # The known mistakes (tests/test_checks_tables.py walks the tables)
-# ---------------------------------------------------------------------------
 
 def _todo(*args):
     raise NotImplementedError("TODO")
@@ -233,33 +226,7 @@ PREDICTION_MISTAKES = [
     Mistake(_todo, "not implemented yet"),
 ]
 
-
-def _hooked(model, X, train, kinds=(torch.nn.ReLU, torch.nn.Dropout), use_input=False,
-            set_mode=True, restore=True, remove=True, no_grad=True, store=None):
-    """The reference with one thing done wrong, to make the known mistakes."""
-    captured = [] if store is None else store
-    handles = []
-
-    def keep(module, inputs, output):
-        value = inputs[0] if use_input and isinstance(module, torch.nn.Dropout) else output
-        captured.append(value.detach() if no_grad else value)
-
-    for m in model.modules():
-        if isinstance(m, kinds):
-            handles.append(m.register_forward_hook(keep))
-    was = model.training
-    if set_mode:
-        model.train(train)
-    with torch.set_grad_enabled(not no_grad):
-        model(X)
-    if restore:
-        model.train(was)
-    for h in handles if remove else []:
-        h.remove()
-    return list(zip(captured[0::2], captured[1::2]))
-
-
-COLLECT_MISTAKES = [Mistake(lambda m, X, t, kw=kw: _hooked(m, X, t, **kw), hint)
+COLLECT_MISTAKES = [Mistake(lambda m, X, t, kw=kw: _collect(m, X, t, **kw), hint)
                     for kw, hint in [
     ({"set_mode": False}, "model.eval()"),
     ({"restore": False}, "restore"),
@@ -268,8 +235,8 @@ COLLECT_MISTAKES = [Mistake(lambda m, X, t, kw=kw: _hooked(m, X, t, **kw), hint)
     ({"use_input": True}, "OUTPUT"),
     ({"store": []}, "between calls"),
     ({"no_grad": False}, "autograd graph")]] + [
-    Mistake(lambda m, X, t: _hooked(m, X, t, set_mode=not t), "model.train()"),
-    Mistake(lambda m, X, t: [(b, a) for a, b in _hooked(m, X, t)], "swapped"),
+    Mistake(lambda m, X, t: _collect(m, X, t, set_mode=not t), "model.train()"),
+    Mistake(lambda m, X, t: [(b, a) for a, b in _collect(m, X, t)], "swapped"),
     Mistake(_todo, "not implemented yet"),
 ]
 
