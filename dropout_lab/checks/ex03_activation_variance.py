@@ -1,10 +1,7 @@
-"""Exercise 3 (activation variance): its checks, references and known mistakes.
-
-`check_variance_prediction(fn)` for fn(h, p) = Var[h] + p/(1-p)·E[h²] per unit, and
-`check_collect_activations(fn)` for the forward-hook function
-fn(model, X, train) -> [(h, h_dropped), ...], one pair per hidden layer. The
-formula's check names the first known mistake (PREDICTION_MISTAKES) that gives
-the student's answer on the same activations.
+"""Exercise 3 (activation variance): the predicted variance of a unit after dropout,
+Var[h] + p/(1-p)·E[h²], and the forward hooks that collect (h, h_dropped) per hidden
+layer. A wrong formula is named by the first known mistake that gives the student's
+answer on the same activations; p is the DROP probability.
 """
 import torch
 
@@ -58,10 +55,13 @@ def check_variance_prediction(fn):
                            "value per unit)")
             if torch.allclose(out, right, rtol=1e-3, atol=1e-9):
                 continue
-            hint = known_mistake(out, PREDICTION_MISTAKES, lambda wrong: wrong(h, p), rtol=1e-3)
-            raise Fail(f"at p = {p}: " + (hint or f"expected {right[:3].tolist()} ... for the "
-                       f"first units, got {out[:3].tolist()} ..." + answer_hint(
-                           "; the formula is Var[h] + p/(1-p)·E[h²], per unit, over examples")))
+            hint = known_mistake(out, PREDICTION_MISTAKES, lambda wrong: wrong(h, p),
+                                 rtol=1e-3)
+            if hint is None:
+                formula = "; the formula is Var[h] + p/(1-p)·E[h²], per unit, over examples"
+                hint = (f"expected {right[:3].tolist()} ... for the first units, got "
+                        f"{out[:3].tolist()} ..." + answer_hint(formula))
+            raise Fail(f"at p = {p}: {hint}")
     return report("variance_prediction", True, "Var[h] + p/(1-p)·E[h²] per unit, right for "
                   "p = 0, 0.2, 0.5, 0.8")
 
@@ -121,14 +121,21 @@ def _check_pairs(pairs, n_layers, X):
 
 
 def _check_layer(i, h, out, h_eval, p, train):
-    """Fail unless (h, out) is layer i's pair: in eval mode h_eval twice, in train mode
-    h and its dropout at rate p."""
+    """Fail unless (h, out) is layer i's (ReLU output, Dropout output) in the mode asked
+    for: h_eval is the ReLU's output in eval mode, p the Dropout's rate."""
+    if (i == 1 or not train) and not torch.allclose(h, h_eval, atol=1e-5):
+        if (h < 0).any():
+            raise Fail("h has negative values: hook the ReLU's output (after the "
+                       "activation), not the Linear layer's")
+        if torch.allclose(out, h_eval, atol=1e-5):
+            raise Fail("the pair looks swapped: return (h, h_dropped), the ReLU's output "
+                       "first")
+        raise Fail(f"layer {i}'s h is not the ReLU output of its Linear layer: hook each "
+                   "ReLU and each Dropout, in network order")
     if not train and not torch.equal(h, out):
         raise Fail(f"train=False, layer {i}: the dropout output differs from its input, so "
                    "dropout was active: call model.eval() (model.train(False)) before the "
                    "forward")
-    if not train and not torch.allclose(h, h_eval, atol=1e-5):
-        raise Fail(f"train=False, layer {i}: h differs from the eval-mode activations")
     if train and torch.equal(h, out):
         raise Fail(f"train=True, layer {i}: the dropout output equals its input: call "
                    "model.train() before the forward, and hook the Dropout's OUTPUT (the "
@@ -140,10 +147,6 @@ def _check_layer(i, h, out, h_eval, p, train):
         raise Fail(f"train=True, layer {i} (p = {p}): the second tensor is not the dropout "
                    f"output of the first (survivors scaled by {scale:.3f}, {dropped:.1%} of "
                    "units dropped); pair each ReLU with the Dropout that follows it")
-
-
-def _has_hooks(model):
-    return any(len(m._forward_hooks) or len(m._forward_pre_hooks) for m in model.modules())
 
 
 @check
@@ -159,7 +162,7 @@ def check_collect_activations(fn):
         with seeded(0):
             pairs = fn(model, X, train)
         _check_pairs(pairs, len(rates), X)
-        if _has_hooks(model):
+        if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
             raise Fail("hooks are still attached after your function returned: keep the "
                        "handles of register_forward_hook and call handle.remove() (in a "
                        "finally: block)")
@@ -170,18 +173,8 @@ def check_collect_activations(fn):
         if any(t.requires_grad for pair in pairs for t in pair):
             raise Fail("the tensors still carry the autograd graph: run the forward pass "
                        "under torch.no_grad() (or .detach() in the hook)")
-        (h1, h1_out), h1_eval = pairs[0], ref_eval[0][0]
-        if not torch.allclose(h1, h1_eval, atol=1e-5):
-            if (h1 < 0).any():
-                raise Fail("h has negative values: hook the ReLU's output (after the "
-                           "activation), not the Linear layer's")
-            if torch.allclose(h1_out, h1_eval, atol=1e-5):
-                raise Fail("the pair looks swapped: return (h, h_dropped), the ReLU's "
-                           "output first")
-            raise Fail("layer 1's h is not the ReLU output of the first Linear layer: hook "
-                       "each ReLU and each Dropout, in network order")
-        for i, ((h, out), (h_eval, _), p) in enumerate(zip(pairs, ref_eval, rates)):
-            _check_layer(i + 1, h, out, h_eval, p, train)
+        for i, ((h, out), (h_eval, _), p) in enumerate(zip(pairs, ref_eval, rates), start=1):
+            _check_layer(i, h, out, h_eval, p, train)
     return report("collect_activations", True, "one (h, h_dropped) pair per hidden layer, "
                   "right in train and eval mode; mode restored and hooks removed")
 
