@@ -8,6 +8,7 @@ import torch
 
 from dropout_lab import checks
 from dropout_lab.checks import ex04_weight_decay as ex04, ex06_noise_schemes as ex06
+from dropout_lab.checks import ex09_training_set_size as ex09
 
 
 @pytest.mark.parametrize("name", sorted(checks.REFERENCES))
@@ -31,6 +32,20 @@ def test_moments_in_a_loop_pass(verdict):
         draws = torch.stack([noise(h) for _ in range(n_draws)])
         return draws.mean(0), draws.std(0) / math.sqrt(n_draws), draws.var(0)
     assert verdict(ex06.check_noise_moments, moments_in_a_loop)[0]
+
+
+def test_a_wrong_gaussian_variance_is_named_however_eps_was_drawn(verdict):
+    def sigma_sqrt_p(h, p):  # the table's first mistake, drawn with torch.normal
+        return h * torch.normal(1.0, math.sqrt(p), h.shape, dtype=h.dtype)
+    passed, line = verdict(ex06.check_gaussian_dropout, sigma_sqrt_p)
+    assert not passed and "sigma = sqrt(p)" in line, line
+
+
+def test_a_reversed_gain_is_named_whatever_its_std(verdict):
+    def reversed_and_unpaired(final, value="test_acc"):
+        return -ex09._gain_unpaired(final, value).assign(std=0.01)
+    passed, line = verdict(ex09.check_dropout_gain, reversed_and_unpaired)
+    assert not passed and "sign is reversed" in line, line
 
 
 @pytest.mark.parametrize("unbiased", [ex06.gaussian_dropout, ex06._bernoulli])
