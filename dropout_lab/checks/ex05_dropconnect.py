@@ -14,6 +14,7 @@ from .engine import Fail, Mistake, check, report, seeded, tensor
 
 __all__ = ["check_dropconnect_linear", "check_dropconnect_mc"]
 
+
 def _identical_rows_hint(out, b, p):
     """Why identical input rows gave different output rows."""
     bias_only = torch.isclose(out, b.expand_as(out), rtol=0, atol=1e-6)

@@ -45,7 +45,7 @@ def check_width_settings(settings, widths, rates):
                        f"hidden=({hidden}, {hidden})")
         if len(hidden) != 2 or hidden[0] != hidden[1]:
             raise Fail(f"hidden={tuple(hidden)}: the chapter's net has two hidden layers of "
-                       "the same width, hidden=(w, w), not ONE hidden layer nor two widths")
+                       "one width, hidden=(w, w) (not ONE hidden layer, not two widths)")
         if len(dropout) != 2 or dropout[0] != dropout[1]:
             raise Fail(f"dropout={dropout}: the same rate after both hidden layers, "
                        "dropout=(p, p)")
