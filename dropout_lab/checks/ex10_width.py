@@ -1,7 +1,6 @@
-"""Exercise 10 (network width): its checks, references and known mistakes, checked
-on synthetic tables of settings and results like those of exercise 9 (whose
-settings helper they share). n is the width, q = 1 - p the keep probability of
-Srivastava et al. (2014).
+"""Exercise 10 (network width): its checks, references and known mistakes, checked on
+synthetic tables like those of exercise 9. n is the width, q = 1 - p the keep
+probability of Srivastava et al. (2014).
 """
 import math
 import numbers
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..sweep import DEFAULTS
-from .engine import (Mistake, by_seed, check, differing, known_mistake, repeated, report,
+from .engine import (Fail, Mistake, by_seed, check, differing, known_mistake, repeated, report,
                      settings_problem)
 
 __all__ = ["check_width_settings", "check_nq_gain"]
@@ -34,48 +33,43 @@ def nq_gain_reference(final, n, q):
 def check_width_settings(settings, widths, rates):
     """settings: dl.sweep dicts, one per (width, rate): hidden=(w, w), dropout=(p, p),
     each pair once, identical otherwise."""
-    name = "width settings"
     problem = settings_problem(settings, "{'hidden': (128, 128), 'dropout': (0.5, 0.5)}")
     if problem:
-        return report(name, False, problem)
+        raise Fail(problem)
     pairs = []
     for s in settings:
         hidden = s.get("hidden", DEFAULTS["hidden"])
+        dropout = tuple(s.get("dropout", DEFAULTS["dropout"]))
         if isinstance(hidden, numbers.Number):
-            return report(name, False, f"hidden={hidden!r}: give the widths of both hidden "
-                          f"layers as a tuple, hidden=({hidden}, {hidden})")
-        dropout = s.get("dropout", DEFAULTS["dropout"])
-        if len(hidden) == 1:
-            return report(name, False, f"hidden={tuple(hidden)} is ONE hidden layer: the "
-                          "chapter's net has two of the same width, hidden=(w, w)")
+            raise Fail(f"hidden={hidden!r}: give the widths of both hidden layers as a tuple, "
+                       f"hidden=({hidden}, {hidden})")
         if len(hidden) != 2 or hidden[0] != hidden[1]:
-            return report(name, False, f"hidden={tuple(hidden)}: two hidden layers of the "
-                          "same width, hidden=(w, w)")
+            raise Fail(f"hidden={tuple(hidden)}: the chapter's net has two hidden layers of "
+                       "one width, hidden=(w, w) (not ONE hidden layer, not two widths)")
         if len(dropout) != 2 or dropout[0] != dropout[1]:
-            return report(name, False, f"dropout={tuple(dropout)}: the same rate after both "
-                          "hidden layers, dropout=(p, p)")
+            raise Fail(f"dropout={dropout}: the same rate after both hidden layers, "
+                       "dropout=(p, p)")
         pairs.append((int(hidden[0]), round(float(dropout[0]), 6)))
     want = {(int(w), round(float(p), 6)) for w in widths for p in rates}
     got = set(pairs)
     if repeated(pairs):
-        return report(name, False, f"(width, p) = {repeated(pairs)[0]} appears more than once")
-    keep = {(w, round(1 - p, 6)) for w, p in want}
-    if got == keep != want:
-        return report(name, False, "these are keep probabilities q = 1 - p: dl.sweep uses the "
-                      "DROP probability p")
+        raise Fail(f"(width, p) = {repeated(pairs)[0]} appears more than once")
+    if got == {(w, round(1 - p, 6)) for w, p in want} != want:
+        raise Fail("these are keep probabilities q = 1 - p: dl.sweep uses the DROP "
+                   "probability p")
     missing, extra = want - got, got - want
     if missing and len(got) == min(len(widths), len(rates)):
-        return report(name, False, "each width with ONE rate: you paired them with zip; the "
-                      "grid is every width with every rate (itertools.product)")
+        raise Fail("each width with ONE rate: you paired them with zip; the grid is every "
+                   "width with every rate (itertools.product)")
     if missing:
-        return report(name, False, f"{len(missing)} of {len(want)} (width, p) missing, e.g. "
-                      f"{sorted(missing)[0]}")
+        raise Fail(f"{len(missing)} of {len(want)} (width, p) missing, e.g. "
+                   f"{sorted(missing)[0]}")
     if extra:
-        return report(name, False, f"(width, p) outside the grid: {sorted(extra)[:3]}")
+        raise Fail(f"(width, p) outside the grid: {sorted(extra)[:3]}")
     problem = differing(settings, ("hidden", "dropout"))
     if problem:
-        return report(name, False, problem)
-    return report(name, True, f"{len(want)} settings = {len(widths)} widths x "
+        raise Fail(problem)
+    return report("width_settings", True, f"{len(want)} settings = {len(widths)} widths x "
                   f"{len(rates)} rates, two equal hidden layers each")
 
 
@@ -101,7 +95,6 @@ def _synthetic_widths():
 def check_nq_gain(fn):
     """fn(final, n, q) -> Series indexed by seed: test_acc at width round(n/q) with
     drop probability 1 - q, minus test_acc at width n without dropout."""
-    name = "n/q comparison"
     final = _synthetic_widths()
     for n, q in [(128, 0.5), (64, 0.8), (256, 0.8)]:
         want = nq_gain_reference(final, n, q)
@@ -114,12 +107,12 @@ def check_nq_gain(fn):
         hint = known_mistake(got, NQ_MISTAKES, lambda wrong: wrong(final.copy(), n, q)
                              .reindex(want.index))
         if hint is None and np.isclose(got.mean(), want.mean(), atol=1e-9):
-            hint = NQ_MISTAKES[-1].hint
-        return report(name, False, f"for n={n}, q={q}: " + (hint or (
+            hint = ROW_ORDER  # any pairing of the rows other than by seed
+        raise Fail(f"for n={n}, q={q}: " + (hint or (
             f"expected test_acc(width {round(n / q)}, p={1 - q:g}) - test_acc(width {n}, "
             "p=0) per seed")))
-    return report(name, True, "paired per seed, width n/q with p = 1 - q against width n "
-                  "without dropout")
+    return report("nq_gain", True, "paired per seed, width n/q with p = 1 - q against width "
+                  "n without dropout")
 
 
 # ---------------------------------------------------------------------------
@@ -158,6 +151,8 @@ def _row_order(final, n, q):
         b["test_acc"].reset_index(drop=True).set_axis(sorted(b.seed))
 
 
+ROW_ORDER = ("the mean is right but the single differences are not: subtract seed by seed "
+             "(set_index('seed')), not row by row")
 NQ_MISTAKES = [
     Mistake(_exact_float, "floating point"),
     Mistake(lambda f, n, q: -nq_gain_reference(f, n, q), "the sign is reversed: return "
@@ -171,8 +166,7 @@ NQ_MISTAKES = [
             "the wide one needs dropout p = 1 - q"),
     Mistake(lambda f, n, q: _gain(f, n, 1 - q, n), "both nets have width n: the dropout "
             "net should be n/q wide"),
-    Mistake(_row_order, "the mean is right but the single differences are not: subtract "
-            "seed by seed (set_index('seed')), not row by row"),
+    Mistake(_row_order, ROW_ORDER),
 ]
 
 MISTAKES = {"width_settings": SETTINGS_MISTAKES, "nq_gain": NQ_MISTAKES}
