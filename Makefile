@@ -37,7 +37,7 @@ book: data
 # What CI runs: the tests, the strict build from scratch, then the site in a browser.
 test: data browser
 	$(PY) scripts/notebooks.py check
-	$(PY) -m pytest -q --ignore=tests/site
+	$(PY) -m pytest -q --durations=10 --ignore=tests/site
 	rm -rf _build
 	$(JB) build --all . -W -n --keep-going
 	$(PY) scripts/exec_times.py
@@ -69,13 +69,15 @@ student: data
 
 # make grade NB="alice_08_backward.ipynb bob.ipynb" or NB=submissions/ (a folder), and
 #   CSV=grades.csv FEEDBACK=feedback/ JSON=grades.json TIMEOUT=1200 (s per notebook)
-#   MEMORY=8000 (MB per kernel) THREADS=2 EXERCISE=08 (when the file names do not say)
+#   MEMORY=8000 (MB per kernel) THREADS=2 JOBS=2 (submissions at once)
+#   EXERCISE=08 (when the file names do not say)
 GRADE_OPTIONS = $(if $(EXERCISE),--exercise $(EXERCISE)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
 	$(if $(MEMORY),--memory $(MEMORY)) $(if $(THREADS),--threads $(THREADS)) \
-	$(if $(JSON),--json $(JSON)) $(if $(CSV),--csv $(CSV)) $(if $(FEEDBACK),--feedback $(FEEDBACK))
+	$(if $(JOBS),--jobs $(JOBS)) $(if $(JSON),--json $(JSON)) $(if $(CSV),--csv $(CSV)) \
+	$(if $(FEEDBACK),--feedback $(FEEDBACK))
 grade: data
 	@test -n "$(NB)" || { echo "usage: make grade NB=notebook.ipynb|folder [CSV=..] [FEEDBACK=..]" \
-	  "[JSON=..] [TIMEOUT=s] [MEMORY=MB] [THREADS=n] [EXERCISE=NN]"; exit 2; }
+	  "[JSON=..] [TIMEOUT=s] [MEMORY=MB] [THREADS=n] [JOBS=n] [EXERCISE=NN]"; exit 2; }
 	$(PY) scripts/grade.py $(NB) $(GRADE_OPTIONS)
 
 # The quick tests: no book build, no browser (make test is what CI runs).

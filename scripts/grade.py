@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
@@ -340,8 +341,8 @@ def submissions(paths):
 def positive(text):
     value = int(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds or MB, got "
-                                         f"{text}: there is no 'no limit' for a submission")
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text} "
+                                         "(there is no 'no limit' for a submission)")
     return value
 
 
@@ -353,6 +354,9 @@ def main(argv=None):
                         help="seconds for a whole notebook (1200)")
     parser.add_argument("--memory", type=positive, default=8000, help="MB per kernel (8000)")
     parser.add_argument("--threads", type=positive, help="CPU threads per kernel")
+    parser.add_argument("--jobs", type=positive, default=1,
+                        help="submissions graded at the same time, each in its own "
+                             "process (1); with --threads 1, up to one per CPU core")
     parser.add_argument("--json", metavar="OUT", help="write the reports as JSON here")
     parser.add_argument("--csv", metavar="OUT", help="write one row per submission here")
     parser.add_argument("--feedback", metavar="DIR", help="write STUDENT.txt per submission")
@@ -366,20 +370,26 @@ def main(argv=None):
     paths = submissions(args.notebooks)
     if not paths:
         parser.error("no .ipynb or .md submissions found")
-    results, status = [], 0
-    for path in paths:
+    def grade_one(path):
         try:
-            result = grade(path, args.exercise, args.timeout, args.memory, args.threads)
+            return grade(path, args.exercise, args.timeout, args.memory, args.threads)
         except Exception as error:  # unreadable notebook, unknown exercise ...
-            print(f"error: cannot grade {path}: {type(error).__name__}: {error}",
-                  file=sys.stderr)
-            status = 2
-            continue
-        results.append(result)
-        print(report_text(result), flush=True)
-        if args.feedback:
-            Path(args.feedback).mkdir(parents=True, exist_ok=True)
-            Path(args.feedback, f"{result['student']}.txt").write_text(report_text(result) + "\n")
+            return error
+
+    results, status = [], 0
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each grade() is a process
+        for path, result in zip(paths, pool.map(grade_one, paths)):
+            if isinstance(result, Exception):
+                print(f"error: cannot grade {path}: {type(result).__name__}: {result}",
+                      file=sys.stderr)
+                status = 2
+                continue
+            results.append(result)
+            print(report_text(result), flush=True)
+            if args.feedback:
+                Path(args.feedback).mkdir(parents=True, exist_ok=True)
+                Path(args.feedback, f"{result['student']}.txt").write_text(
+                    report_text(result) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(results[0] if len(paths) == 1 and results
                                               else results, indent=2) + "\n")

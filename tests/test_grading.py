@@ -121,7 +121,7 @@ def batch(tmp_path_factory):
     folder = tmp_path_factory.mktemp("submissions")
     expected = submissions(folder)
     out = tmp_path_factory.mktemp("out")
-    result = run_grader(str(folder), "--timeout", "300", "--csv", str(out / "grades.csv"),
+    result = run_grader(str(folder), "--jobs", "2", "--timeout", "300", "--csv", str(out / "grades.csv"),
                         "--json", str(out / "grades.json"), "--feedback", str(out / "feedback"))
     assert result.returncode == 0, result.stdout + result.stderr
     reports = {r["student"]: r for r in json.loads((out / "grades.json").read_text())}
@@ -189,7 +189,7 @@ def test_runaway_notebooks_are_killed_and_reported(tmp_path):
                              solution_cell("def numerical_gradient").source + "\n\n" + extra)
         nbformat.write(notebook(cells), tmp_path / f"{name}_08_backward.ipynb")
     out = tmp_path / "grades.json"
-    result = run_grader(str(tmp_path), "--timeout", "40", "--memory", "3000", "--json", str(out))
+    result = run_grader(str(tmp_path), "--jobs", "3", "--timeout", "40", "--memory", "3000", "--json", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     reports = {r["student"]: r for r in json.loads(out.read_text())}
     hog = reports.pop("hog")
@@ -242,8 +242,8 @@ def test_exercise_and_student_from_the_file_name(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--timeout", "0"], "must be a positive number"),
-    (["--timeout", "-1"], "must be a positive number"),
+    (["--timeout", "0"], "must be a positive whole number"),
+    (["--timeout", "-1"], "must be a positive whole number"),
     (["--json", "no/such/folder/out.json"], "does not exist"),
     (["--csv", "no/such/folder/out.csv"], "does not exist"),
 ])
