@@ -1,16 +1,21 @@
 """Exercise 2 (training for more epochs): its checks, references and known mistakes.
 
-Checked on synthetic histories (no randomness): a wrong epoch is named by the
-first known mistake in MISTAKES that gives the same epoch on the same table.
-"""
-import numbers
-
+On synthetic histories, no randomness: a wrong epoch is named by the first known
+mistake (MISTAKES) that gives the same epoch on the same table."""
 import numpy as np
 import pandas as pd
 
 from .engine import Fail, Mistake, check, known_mistake, report
 
 __all__ = ["check_overfitting_onset", "check_epochs_to_reach"]
+
+EPOCH = np.arange(1, 21)
+# test loss lowest at epoch 7, test accuracy highest at 12, train accuracy at 20
+HISTORY = {"train_loss": 0.5 * np.exp(-EPOCH / 6), "train_acc": 1 - 0.2 * np.exp(-EPOCH / 5),
+           "test_loss": 0.4 + 0.004 * (EPOCH - 7) ** 2 - 0.0005 * (EPOCH > 7) * (EPOCH - 7),
+           "test_acc": 0.88 - 0.0004 * (EPOCH - 12) ** 2}
+UP_DOWN_UP = [0.70, 0.80, 0.86, 0.84, 0.85, 0.87, 0.88, 0.875]
+RISING = [0.5, 0.6, 0.7, 0.8]
 
 
 def overfitting_onset(history):
@@ -24,20 +29,10 @@ def epochs_to_reach(curve, target):
     return None if reached.empty else int(reached["epoch"].min())
 
 
-def _history(offset=0, epochs=20):
-    """Test loss lowest at epoch 7, test accuracy highest at 12, train accuracy at 20;
-    the index starts at offset, as in a slice of a sweep's table."""
-    epoch = np.arange(1, epochs + 1)
-    test_loss = 0.40 + 0.004 * (epoch - 7) ** 2 - 0.0005 * (epoch > 7) * (epoch - 7)
-    return pd.DataFrame({"seed": 0, "epoch": epoch, "train_loss": 0.5 * np.exp(-epoch / 6),
-                         "train_acc": 1 - 0.2 * np.exp(-epoch / 5), "test_loss": test_loss,
-                         "test_acc": 0.88 - 0.0004 * (epoch - 12) ** 2},
-                        index=np.arange(offset, offset + epochs))
-
-
-def _curve(values, offset=0):
-    return pd.DataFrame({"epoch": np.arange(1, len(values) + 1), "test_acc": values},
-                        index=np.arange(offset, offset + len(values)))
+def _run(offset=0, **columns):
+    """One model's table, a row per epoch, indexed from offset (a slice of a sweep's)."""
+    rows = np.arange(len(columns["test_acc"]))
+    return pd.DataFrame({"seed": 0, "epoch": rows + 1, **columns}, index=offset + rows)
 
 
 def _check_cases(fn, reference, mistakes, cases, rule):
@@ -46,14 +41,14 @@ def _check_cases(fn, reference, mistakes, cases, rule):
     for table, args, what in cases:
         want = reference(table, *args)
         out = fn(table.copy(), *args)
-        integral = isinstance(out, numbers.Real) and not isinstance(out, bool) and out % 1 == 0
+        number = isinstance(out, (int, float, np.number)) and not isinstance(out, bool)
+        integral = number and out % 1 == 0
         if (out is None and want is None) or (integral and out == want):
             continue
+        hint = known_mistake(out, mistakes, lambda wrong: wrong(table.copy(), *args))
         if want is None:
             hint = "return None, so that 'never' cannot be mistaken for an epoch"
-        else:
-            hint = known_mistake(out, mistakes, lambda wrong: wrong(table.copy(), *args))
-        if hint is None and out is not None and not integral:
+        elif hint is None and out is not None and not integral:
             hint = "return the epoch as an integer"
         raise Fail(f"on {what} you returned {out!r}, not {want}: {hint or rule}")
 
@@ -61,10 +56,10 @@ def _check_cases(fn, reference, mistakes, cases, rule):
 @check
 def check_overfitting_onset(fn):
     """fn(history) -> the epoch (1, 2, ...) where the test loss is smallest."""
-    falling = _history().assign(test_loss=lambda t: 0.6 - 0.01 * t.epoch)
-    cases = [(_history(offset=40), (), "a slice of a sweep table, indexed 40, 41, ..."),
-             (_history(), (), "a history indexed 0, 1, ..."),
-             (falling, (), "a history whose test loss falls until the last epoch")]
+    falling = {**HISTORY, "test_loss": 0.6 - 0.01 * EPOCH}
+    cases = [(_run(40, **HISTORY), (), "a slice of a sweep table, indexed 40, 41, ..."),
+             (_run(**HISTORY), (), "a history indexed 0, 1, ..."),
+             (_run(**falling), (), "a history whose test loss falls until the last epoch")]
     _check_cases(fn, overfitting_onset, ONSET_MISTAKES, cases,
                  "the onset is the epoch (epoch column) of the smallest test_loss")
     return report("overfitting onset", True, "the epoch of minimal test loss, also on a slice")
@@ -73,13 +68,11 @@ def check_overfitting_onset(fn):
 @check
 def check_epochs_to_reach(fn):
     """fn(curve, target) -> the first epoch with test_acc >= target, or None."""
-    up_down_up = [0.70, 0.80, 0.86, 0.84, 0.85, 0.87, 0.88, 0.875]
-    short = _curve([0.5, 0.6, 0.7, 0.8])
-    cases = [(_curve(up_down_up, offset=100), (0.80,), "a slice indexed from 100, target 0.8"),
-             (_curve(up_down_up), (0.855,), "a curve that rises above 0.855, dips, rises"),
-             (_curve(up_down_up), (0.845,), "the same curve, target 0.845"),
-             (short, (0.8,), "a curve that hits its target 0.8 exactly"),
-             (short, (0.9,), "a curve that never reaches its target 0.9")]
+    cases = [(_run(100, test_acc=UP_DOWN_UP), (0.8,), "a slice indexed from 100, target 0.8"),
+             (_run(test_acc=UP_DOWN_UP), (0.855,), "a curve above 0.855, below, above"),
+             (_run(test_acc=UP_DOWN_UP), (0.845,), "the same curve, target 0.845"),
+             (_run(test_acc=RISING), (0.8,), "a curve that hits its target 0.8 exactly"),
+             (_run(test_acc=RISING), (0.9,), "a curve that never reaches its target 0.9")]
     _check_cases(fn, epochs_to_reach, REACH_MISTAKES, cases,
                  "the first epoch whose test_acc >= target ('reach' means >=, not > target)")
     return report("epochs to reach", True, "the first epoch at or above the target, or None")
@@ -92,7 +85,7 @@ def _todo(*args):
 OFF_BY_ONE = "off by one: a row position; epochs count from 1 (the epoch column)"
 ONSET_MISTAKES = [
     Mistake(lambda h: int(h.train_acc.argmax()) + 1, "that is where the TRAIN accuracy peaks"),
-    Mistake(lambda h: int(h.loc[h.test_acc.idxmax(), "epoch"]), "the test accuracy peaks"),
+    Mistake(lambda h: int(h.epoch[h.test_acc.idxmax()]), "where test accuracy peaks"),
     Mistake(lambda h: int(h.test_loss.argmin()), OFF_BY_ONE),
     Mistake(lambda h: int(h.test_loss.idxmin()), "a row label: history.loc[label, 'epoch']"),
     Mistake(lambda h: h.test_loss.min(), "that is the smallest loss, not its epoch"),
@@ -103,16 +96,15 @@ ONSET_MISTAKES = [
 ]
 REACH_MISTAKES = [
     Mistake(lambda c, t: int(np.argmax(c.test_acc >= t)), OFF_BY_ONE),
-    Mistake(lambda c, t: int(c.index[c.test_acc >= t][0]), "a row label: return its epoch"),
+    Mistake(lambda c, t: int(c.index[c.test_acc >= t][0]), "a row label, not its epoch"),
     # without the rows exactly at the target: the first epoch strictly above it
-    Mistake(lambda c, t: epochs_to_reach(c[c.test_acc != t], t), "not > target"),
+    Mistake(lambda c, t: epochs_to_reach(c[c.test_acc != t], t), "reach: >=, not > target"),
     Mistake(lambda c, t: int(c.epoch[c.test_acc >= t].max()), "that is the LAST such epoch"),
-    Mistake(lambda c, t: int(c.loc[c.test_acc.idxmax(), "epoch"]), "the best accuracy's"),
+    Mistake(lambda c, t: int(c.epoch[c.test_acc.idxmax()]), "the best accuracy's epoch"),
     Mistake(lambda c, t: epochs_to_reach(c, t) or -1, "return None"),
     Mistake(lambda c, t: epochs_to_reach(c, t) or len(c) + 1, "return None"),
-    Mistake(lambda c, t: int((c.test_acc < t).sum()) + 1,
-            "epochs below the target after it was reached do not count: return the "
-            "first epoch whose test_acc >= target"),
+    Mistake(lambda c, t: int((c.test_acc < t).sum()) + 1,  # counts a dip after the first
+            "first epoch whose test_acc >= target, not 1 + the epochs below it"),
 ]
 MISTAKES = {"overfitting_onset": ONSET_MISTAKES, "epochs_to_reach": REACH_MISTAKES}
 REFERENCES = {"overfitting_onset": overfitting_onset, "epochs_to_reach": epochs_to_reach}

@@ -444,6 +444,7 @@ def check_mlp_backward_other_sizes(fn, name="mlp_backward_other_sizes"):
 def _check_mlp_backward(fn, name, case):
     """Compare fn's loss and gradients with autograd's."""
     X, y, params, mask, p = case
+
     def run(answer):  # on copies: nothing the answer changes reaches the next run
         return answer(X.clone(), y.clone(), {k: v.clone() for k, v in params.items()},
                       mask.clone(), p)
@@ -456,6 +457,7 @@ def _check_mlp_backward(fn, name, case):
     h = torch.relu(X @ leaves["W1"] + leaves["b1"]) * mask / (1 - p)
     ref_loss = torch.nn.functional.cross_entropy(h @ leaves["W2"] + leaves["b2"], y)
     ref_loss.backward()
+    ref_loss = ref_loss.item()
     try:
         loss = float(loss)
     except (TypeError, ValueError, RuntimeError):
@@ -463,7 +465,7 @@ def _check_mlp_backward(fn, name, case):
     if rel_error(loss, ref_loss) > 1e-10:
         if rel_error(loss, ref_loss * len(y)) < 1e-10:
             raise Fail("the loss is the sum over the batch: take the mean")
-        raise Fail(f"the loss is {loss:.6f}, autograd's {ref_loss.item():.6f}: check the "
+        raise Fail(f"the loss is {loss:.6f}, autograd's {ref_loss:.6f}: check the "
                    "forward pass (ReLU, dropout with the given mask and 1/(1-p), softmax "
                    "cross-entropy)")
     for key, leaf in leaves.items():
