@@ -1,17 +1,21 @@
 """Exercise 2 (training for more epochs): its checks, references and known mistakes.
 
-Checked on small synthetic training histories (a test loss that bottoms out
-long before the train accuracy peaks, ...). No randomness.
-"""
-import math
-import numbers
-
+On synthetic histories, no randomness: a wrong epoch is named by the first known
+mistake (MISTAKES) that gives the same epoch on the same table."""
 import numpy as np
 import pandas as pd
 
-from .engine import Mistake, check, report
+from .engine import Fail, Mistake, check, known_mistake, report
 
 __all__ = ["check_overfitting_onset", "check_epochs_to_reach"]
+
+EPOCH = np.arange(1, 21)
+# test loss lowest at epoch 7, test accuracy highest at 12, train accuracy at 20
+HISTORY = {"train_loss": 0.5 * np.exp(-EPOCH / 6), "train_acc": 1 - 0.2 * np.exp(-EPOCH / 5),
+           "test_loss": 0.4 + 0.004 * (EPOCH - 7) ** 2 - 0.0005 * (EPOCH > 7) * (EPOCH - 7),
+           "test_acc": 0.88 - 0.0004 * (EPOCH - 12) ** 2}
+UP_DOWN_UP = [0.70, 0.80, 0.86, 0.84, 0.85, 0.87, 0.88, 0.875]
+RISING = [0.5, 0.6, 0.7, 0.8]
 
 
 def overfitting_onset(history):
@@ -25,165 +29,82 @@ def epochs_to_reach(curve, target):
     return None if reached.empty else int(reached["epoch"].min())
 
 
-def _history(epochs=20, offset=0):
-    """One model's history: test loss lowest at epoch 7, test accuracy highest at
-    epoch 12, train accuracy highest at the last epoch; the index starts at `offset`
-    (as in a slice of a sweep's table)."""
-    epoch = np.arange(1, epochs + 1)
-    test_loss = 0.40 + 0.004 * (epoch - 7) ** 2 - 0.0005 * (epoch > 7) * (epoch - 7)
-    test_acc = 0.88 - 0.0004 * (epoch - 12) ** 2
-    train_acc = 1 - 0.2 * np.exp(-epoch / 5)
-    train_loss = 0.5 * np.exp(-epoch / 6)
-    return pd.DataFrame({"seed": 0, "epoch": epoch, "train_loss": train_loss,
-                         "train_acc": train_acc, "test_loss": test_loss,
-                         "test_acc": test_acc}, index=np.arange(offset, offset + epochs))
+def _run(offset=0, **columns):
+    """One model's table, a row per epoch, indexed from offset (a slice of a sweep's)."""
+    rows = np.arange(len(columns["test_acc"]))
+    return pd.DataFrame({"seed": 0, "epoch": rows + 1, **columns}, index=offset + rows)
 
 
-def _as_int(value):
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        return None
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real) and float(value).is_integer():
-        return int(value)
-    return None
+def _check_cases(fn, reference, mistakes, cases, rule):
+    """Fail on the first case (table, args, what it is) where fn's epoch is not the
+    reference's: with the hint of the known mistake that gives the same, else rule."""
+    for table, args, what in cases:
+        want = reference(table, *args)
+        out = fn(table.copy(), *args)
+        number = isinstance(out, (int, float, np.number)) and not isinstance(out, bool)
+        integral = number and out % 1 == 0
+        if (out is None and want is None) or (integral and out == want):
+            continue
+        hint = known_mistake(out, mistakes, lambda wrong: wrong(table.copy(), *args))
+        if want is None:
+            hint = "return None, so that 'never' cannot be mistaken for an epoch"
+        elif hint is None and out is not None and not integral:
+            hint = "return the epoch as an integer"
+        raise Fail(f"on {what} you returned {out!r}, not {want}: {hint or rule}")
 
 
 @check
 def check_overfitting_onset(fn):
     """fn(history) -> the epoch (1, 2, ...) where the test loss is smallest."""
-    name = "overfitting onset"
-    falling = "a history whose test loss falls until the last epoch"
-    cases = [(_history(offset=40), "a slice of a sweep table, indexed 40, 41, ..."),
-             (_history(), "a history indexed 0, 1, ..."),
-             (_history().assign(test_loss=lambda t: 0.6 - 0.01 * t.epoch), falling)]
-    for history, what in cases:
-        want = overfitting_onset(history)
-        out = fn(history.copy())
-        got = _as_int(out)
-        if got == want:
-            continue
-        if got is None:
-            loss = isinstance(out, numbers.Real) and math.isclose(
-                float(out), history["test_loss"].min(), rel_tol=1e-6)
-            return report(name, False, f"return the epoch as an integer, got {out!r}"
-                          + (" (that is the smallest loss, not its epoch)" if loss else ""))
-        row = history.index.get_loc(history["test_loss"].idxmin())
-        if got == row or got == want - 1:
-            return report(name, False, f"off by one on {what}: you returned {got}, the "
-                          f"row position; the epochs count from 1, return the value "
-                          f"in the epoch column ({want})")
-        if got == history["test_loss"].idxmin():
-            return report(name, False, f"on {what} you returned the row label {got}, not "
-                          f"the epoch: look the epoch up, history.loc[label, 'epoch']")
-        hints = {"train_acc": ("idxmax", "that is where the TRAIN accuracy peaks"),
-                 "test_acc": ("idxmax", "that is where the test accuracy peaks"),
-                 "train_loss": ("idxmin", "that is where the TRAIN loss is lowest"),
-                 "test_loss": ("idxmax", "that is where the test loss is HIGHEST")}
-        if what == falling:
-            return report(name, False, f"on {what} you returned {got}, expected {want}: "
-                          "when the test loss never rises, the minimum is at the last "
-                          "epoch (no overfitting seen yet)")
-        for column, (method, hint) in hints.items():
-            label = getattr(history[column], method)()
-            if got in (int(history.loc[label, "epoch"]), label):
-                return report(name, False, f"{hint}; the onset of overfitting is the "
-                              f"epoch of minimal test loss ({want} on {what})")
-        return report(name, False, f"on {what} you returned {got}, expected {want}: the "
-                      "epoch (epoch column) of the smallest test_loss")
-    return report(name, True, "the epoch of minimal test loss, counted from 1, also on a "
-                  "slice of a larger table")
-
-
-def _curve(values, offset=0):
-    return pd.DataFrame({"epoch": np.arange(1, len(values) + 1), "test_acc": values},
-                        index=np.arange(offset, offset + len(values)))
+    falling = {**HISTORY, "test_loss": 0.6 - 0.01 * EPOCH}
+    cases = [(_run(40, **HISTORY), (), "a slice of a sweep table, indexed 40, 41, ..."),
+             (_run(**HISTORY), (), "a history indexed 0, 1, ..."),
+             (_run(**falling), (), "a history whose test loss falls until the last epoch")]
+    _check_cases(fn, overfitting_onset, ONSET_MISTAKES, cases,
+                 "the onset is the epoch (epoch column) of the smallest test_loss")
+    return report("overfitting onset", True, "the epoch of minimal test loss, also on a slice")
 
 
 @check
 def check_epochs_to_reach(fn):
     """fn(curve, target) -> the first epoch with test_acc >= target, or None."""
-    name = "epochs to reach"
-    up_down_up = [0.70, 0.80, 0.86, 0.84, 0.85, 0.87, 0.88, 0.875]
-    cases = [(_curve(up_down_up, offset=100), 0.80, "a slice indexed from 100"),
-             (_curve(up_down_up), 0.855, "a curve that rises above the target, dips "
-              "below it, then rises again"),
-             (_curve(up_down_up), 0.845, "the same curve, target 0.845"),
-             (_curve([0.5, 0.6, 0.7, 0.8]), 0.8, "a curve that hits the target exactly"),
-             (_curve([0.5, 0.6, 0.7, 0.8]), 0.9, "a curve that never reaches the target")]
-    for curve, target, what in cases:
-        want = epochs_to_reach(curve, target)
-        out = fn(curve.copy(), target)
-        if want is None:
-            if out is None:
-                continue
-            return report(name, False, f"on {what} return None (got {out!r}), so that "
-                          "'never' cannot be mistaken for an epoch")
-        got = _as_int(out)
-        if got == want:
-            continue
-        accs = curve["test_acc"].to_numpy()
-        epochs = curve["epoch"].to_numpy()
-        strict = epochs_to_reach(curve.assign(test_acc=accs - 1e-12), target)
-        if out is None and strict is None:
-            return report(name, False, f"on {what} (target {target}) you returned None, but "
-                          f"epoch {want} reaches it: 'reach' means test_acc >= target, "
-                          "not > target")
-        if got is None:
-            return report(name, False, f"on {what} return the epoch as an integer, got "
-                          f"{out!r}")
-        if got == want - 1 or got == int(np.argmax(accs >= target)):
-            hint = "off by one: return the value of the epoch column (epochs count from 1)"
-        elif got == curve.index[np.argmax(accs >= target)] != want:
-            hint = "you returned a row label of the table: return its epoch"
-        elif strict is not None and got == strict:
-            hint = "'reach' means test_acc >= target, not > target"
-        elif got == int(epochs[accs >= target].max()):
-            hint = "that is the LAST epoch at or above the target; return the first"
-        elif got == int(epochs[np.argmax(accs)]):
-            hint = "that is the epoch of the best accuracy, not of the first one >= target"
-        else:
-            hint = f"expected {want}: the first epoch whose test_acc >= target"
-        return report(name, False, f"on {what} (target {target}) you returned {got}: {hint}")
-    return report(name, True, "the first epoch at or above the target, None if never")
+    cases = [(_run(100, test_acc=UP_DOWN_UP), (0.8,), "a slice indexed from 100, target 0.8"),
+             (_run(test_acc=UP_DOWN_UP), (0.855,), "a curve above 0.855, below, above"),
+             (_run(test_acc=UP_DOWN_UP), (0.845,), "the same curve, target 0.845"),
+             (_run(test_acc=RISING), (0.8,), "a curve that hits its target 0.8 exactly"),
+             (_run(test_acc=RISING), (0.9,), "a curve that never reaches its target 0.9")]
+    _check_cases(fn, epochs_to_reach, REACH_MISTAKES, cases,
+                 "the first epoch whose test_acc >= target ('reach' means >=, not > target)")
+    return report("epochs to reach", True, "the first epoch at or above the target, or None")
 
-
-# ---------------------------------------------------------------------------
-# The known mistakes (tests/test_checks_tables.py walks the tables)
-# ---------------------------------------------------------------------------
 
 def _todo(*args):
     raise NotImplementedError("TODO")
 
 
-def _strictly_above(curve, target):
-    reached = curve[curve["test_acc"] > target]
-    return None if reached.empty else int(reached["epoch"].iloc[0])
-
-
+OFF_BY_ONE = "off by one: a row position; epochs count from 1 (the epoch column)"
 ONSET_MISTAKES = [
-    Mistake(lambda h: int(h["train_acc"].to_numpy().argmax()) + 1, "TRAIN accuracy peaks"),
-    Mistake(lambda h: int(h.loc[h["test_acc"].idxmax(), "epoch"]), "test accuracy peaks"),
-    Mistake(lambda h: int(h["test_loss"].to_numpy().argmin()), "off by one"),
-    Mistake(lambda h: int(h["test_loss"].idxmin()), "row label"),
-    Mistake(lambda h: h["test_loss"].min(), "smallest loss, not its epoch"),
+    Mistake(lambda h: int(h.train_acc.argmax()) + 1, "that is where the TRAIN accuracy peaks"),
+    Mistake(lambda h: int(h.epoch[h.test_acc.idxmax()]), "where test accuracy peaks"),
+    Mistake(lambda h: int(h.test_loss.argmin()), OFF_BY_ONE),
+    Mistake(lambda h: int(h.test_loss.idxmin()), "a row label: history.loc[label, 'epoch']"),
+    Mistake(lambda h: h.test_loss.min(), "that is the smallest loss, not its epoch"),
     # "the first epoch after which the loss rises": right until the loss never rises
-    Mistake(lambda h: int(h.epoch.iloc[int(np.argmax(np.diff(h.test_loss.to_numpy()) > 0))]),
-            "no overfitting seen yet"),
+    Mistake(lambda h: int(h.epoch.iloc[int(np.argmax(np.diff(h.test_loss) > 0))]),
+            "a loss that never rises is lowest at the last epoch (no overfitting seen yet)"),
     Mistake(_todo, "not implemented yet"),
 ]
-
 REACH_MISTAKES = [
-    Mistake(lambda c, t: int(np.argmax(c["test_acc"].to_numpy() >= t)), "off by one"),
-    Mistake(lambda c, t: int(c.index[c["test_acc"] >= t][0]), "row label"),
-    Mistake(_strictly_above, "not > target"),
-    Mistake(lambda c, t: int(c["epoch"][c["test_acc"] >= t].max()), "LAST epoch"),
-    Mistake(lambda c, t: int(c.loc[c["test_acc"].idxmax(), "epoch"]), "best accuracy"),
+    Mistake(lambda c, t: int(np.argmax(c.test_acc >= t)), OFF_BY_ONE),
+    Mistake(lambda c, t: int(c.index[c.test_acc >= t][0]), "a row label, not its epoch"),
+    # without the rows exactly at the target: the first epoch strictly above it
+    Mistake(lambda c, t: epochs_to_reach(c[c.test_acc != t], t), "reach: >=, not > target"),
+    Mistake(lambda c, t: int(c.epoch[c.test_acc >= t].max()), "that is the LAST such epoch"),
+    Mistake(lambda c, t: int(c.epoch[c.test_acc.idxmax()]), "the best accuracy's epoch"),
     Mistake(lambda c, t: epochs_to_reach(c, t) or -1, "return None"),
     Mistake(lambda c, t: epochs_to_reach(c, t) or len(c) + 1, "return None"),
-    Mistake(lambda c, t: int((c["test_acc"] < t).sum()) + 1,
-            "first epoch whose test_acc >= target"),
+    Mistake(lambda c, t: int((c.test_acc < t).sum()) + 1,  # counts a dip after the first
+            "first epoch whose test_acc >= target, not 1 + the epochs below it"),
 ]
-
 MISTAKES = {"overfitting_onset": ONSET_MISTAKES, "epochs_to_reach": REACH_MISTAKES}
 REFERENCES = {"overfitting_onset": overfitting_onset, "epochs_to_reach": epochs_to_reach}
