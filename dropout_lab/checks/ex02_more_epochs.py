@@ -18,14 +18,14 @@ UP_DOWN_UP = [0.70, 0.80, 0.86, 0.84, 0.85, 0.87, 0.88, 0.875]
 RISING = [0.5, 0.6, 0.7, 0.8]
 
 
-def overfitting_onset(history):
-    """The reference: the epoch (value of the epoch column) with the smallest test loss."""
-    return int(history.loc[history["test_loss"].idxmin(), "epoch"])
+def overfitting_onset(history, column="test_loss"):
+    """The reference: the epoch (value of the epoch column) with the smallest loss."""
+    return int(history.loc[history[column].idxmin(), "epoch"])
 
 
-def epochs_to_reach(curve, target):
-    """The reference: the first epoch whose test_acc is >= target, or None if none is."""
-    reached = curve[curve["test_acc"] >= target]
+def epochs_to_reach(curve, target, column="test_acc"):
+    """The reference: the first epoch whose accuracy is >= target, or None if none is."""
+    reached = curve[curve[column] >= target]
     return None if reached.empty else int(reached["epoch"].min())
 
 
@@ -55,11 +55,14 @@ def _check_cases(fn, reference, mistakes, cases, rule):
 
 @check
 def check_overfitting_onset(fn):
-    """fn(history) -> the epoch (1, 2, ...) where the test loss is smallest."""
+    """fn(history, column="test_loss") -> the epoch (1, 2, ...) where the loss
+    history[column] is smallest."""
     falling = {**HISTORY, "test_loss": 0.6 - 0.01 * EPOCH}
+    valid = {**HISTORY, "valid_loss": 0.4 + 0.004 * (EPOCH - 10) ** 2}  # lowest at 10
     cases = [(_run(40, **HISTORY), (), "a slice of a sweep table, indexed 40, 41, ..."),
              (_run(**HISTORY), (), "a history indexed 0, 1, ..."),
-             (_run(**falling), (), "a history whose test loss falls until the last epoch")]
+             (_run(**falling), (), "a history whose test loss falls until the last epoch"),
+             (_run(**valid), ("valid_loss",), "column='valid_loss' (test_loss is lowest at 7)")]
     _check_cases(fn, overfitting_onset, ONSET_MISTAKES, cases,
                  "the onset is the epoch (epoch column) of the smallest test_loss")
     return report("overfitting onset", True, "the epoch of minimal test loss, also on a slice")
@@ -67,12 +70,15 @@ def check_overfitting_onset(fn):
 
 @check
 def check_epochs_to_reach(fn):
-    """fn(curve, target) -> the first epoch with test_acc >= target, or None."""
+    """fn(curve, target, column="test_acc") -> the first epoch with curve[column] >=
+    target, or None."""
     cases = [(_run(100, test_acc=UP_DOWN_UP), (0.8,), "a slice indexed from 100, target 0.8"),
              (_run(test_acc=UP_DOWN_UP), (0.855,), "a curve above 0.855, below, above"),
              (_run(test_acc=UP_DOWN_UP), (0.845,), "the same curve, target 0.845"),
              (_run(test_acc=RISING), (0.8,), "a curve that hits its target 0.8 exactly"),
-             (_run(test_acc=RISING), (0.9,), "a curve that never reaches its target 0.9")]
+             (_run(test_acc=RISING), (0.9,), "a curve that never reaches its target 0.9"),
+             (_run(test_acc=RISING, valid_acc=[0.5, 0.82, 0.83, 0.9]), (0.8, "valid_acc"),
+              "column='valid_acc', target 0.8 (test_acc reaches it at epoch 4)")]
     _check_cases(fn, epochs_to_reach, REACH_MISTAKES, cases,
                  "the first epoch whose test_acc >= target ('reach' means >=, not > target)")
     return report("epochs to reach", True, "the first epoch at or above the target, or None")
@@ -82,6 +88,7 @@ def _todo(*args):
     raise NotImplementedError("TODO")
 
 
+IGNORED_COLUMN = "read the column you are given (column=...), not always the test column"
 OFF_BY_ONE = "off by one: a row position; epochs count from 1 (the epoch column)"
 ONSET_MISTAKES = [
     Mistake(lambda h: int(h.train_acc.argmax()) + 1, "that is where the TRAIN accuracy peaks"),
@@ -92,6 +99,7 @@ ONSET_MISTAKES = [
     # "the first epoch after which the loss rises": right until the loss never rises
     Mistake(lambda h: int(h.epoch.iloc[int(np.argmax(np.diff(h.test_loss) > 0))]),
             "a loss that never rises is lowest at the last epoch (no overfitting seen yet)"),
+    Mistake(lambda h, column="test_loss": overfitting_onset(h), IGNORED_COLUMN),
     Mistake(_todo, "not implemented yet"),
 ]
 REACH_MISTAKES = [
@@ -105,6 +113,7 @@ REACH_MISTAKES = [
     Mistake(lambda c, t: epochs_to_reach(c, t) or len(c) + 1, "return None"),
     Mistake(lambda c, t: int((c.test_acc < t).sum()) + 1,  # counts a dip after the first
             "first epoch whose test_acc >= target, not 1 + the epochs below it"),
+    Mistake(lambda c, t, column="test_acc": epochs_to_reach(c, t), IGNORED_COLUMN),
 ]
 MISTAKES = {"overfitting_onset": ONSET_MISTAKES, "epochs_to_reach": REACH_MISTAKES}
 REFERENCES = {"overfitting_onset": overfitting_onset, "epochs_to_reach": epochs_to_reach}
