@@ -133,12 +133,13 @@ def check_marginal_means(fn):
         mean, std = _marginal(fn, final, column)
         want_mean, want_std = _marginal(marginal_means, final, column)
         ddof0 = want_std * math.sqrt((n_seeds - 1) / n_seeds)  # dividing by n is fine too
+        mean_right = np.allclose(mean, want_mean, atol=1e-9)
         std_right = np.allclose(std, want_std, atol=1e-9) or np.allclose(std, ddof0, atol=1e-9)
-        if np.allclose(mean, want_mean, atol=1e-9) and std_right:
+        if mean_right and std_right:
             continue
         hint = known_mistake((mean, std), NAMED_MARGINAL_MISTAKES,
                              lambda wrong: _marginal(wrong, final, column))
-        wrong = "std" if np.allclose(mean, want_mean, atol=1e-9) else "mean"
+        wrong = "std" if mean_right else "mean"
         raise Fail(hint or f"the {wrong} for {column} is wrong: per seed, average over the "
                    "other layer's rates; then the mean and std over seeds")
     return report("marginal_means", True, "means and seed spreads of both layers' marginal "
@@ -169,6 +170,7 @@ def _marginal_ddof0(final, column):
 GRID_MISTAKES = [Mistake(settings, hint, (RATES,)) for settings, hint in [
     ([{"dropout": d} for d in itertools.combinations_with_replacement(RATES, 2)],
      "only one order of each pair"),
+    ([{"dropout": d} for d in itertools.combinations(RATES[::-1], 2)], "only one order"),
     ([{"dropout": (a, a)} for a in RATES], "(zip)"),
     ([{"dropout": (1 - a, 1 - b)} for a, b in GRID], "keep probabilities"),
     ([{"dropout": (100 * a, 100 * b)} for a, b in GRID], "in [0, 1]"),

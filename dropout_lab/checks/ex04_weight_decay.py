@@ -125,13 +125,14 @@ def check_interaction(fn):
                       "(gain_wd + gain_p) are right on a synthetic table")
     col = wrong[0]
     # families of mistakes, whatever the column: a flipped sign, an unpaired baseline
+    if np.allclose(got[col], -right[col], atol=1e-9) and col == "interaction":
+        raise Fail("interaction has the wrong sign: gain of the combination MINUS the sum "
+                   "of the single gains (negative = they fight)")
     if np.allclose(got[col], -right[col], atol=1e-9):
-        meaning = ("gain of the combination MINUS the sum of the single gains (negative = "
-                   "they fight)" if col == "interaction" else "a gain is the setting's "
-                   "accuracy MINUS the baseline's")
-        raise Fail(f"{col} has the wrong sign: {meaning}")
-    settings = [got.groupby(KEYS[:2])[col].mean(), right.groupby(KEYS[:2])[col].mean()]
-    if np.allclose(*settings, atol=1e-9):
+        raise Fail(f"{col} has the wrong sign: a gain is the setting's accuracy MINUS the "
+                   "baseline's")
+    over_seeds = [rows.groupby(["weight_decay", "p1"])[col].mean() for rows in (got, right)]
+    if np.allclose(*over_seeds, atol=1e-9):
         raise Fail(f"{col} is right on average over seeds but not per seed: subtract the "
                    "baseline of the SAME seed (paired comparison)")
     hint = known_mistake(got, NAMED_INTERACTION_MISTAKES,
@@ -155,6 +156,7 @@ def _grid(**extra):
 
 GRID_MISTAKES = [Mistake(settings, hint, (WDS, PS)) for settings, hint in [
     ([{"weight_decay": wd, "dropout": (p, p)} for wd, p in zip(WDS, PS)], "zip"),
+    ([{"weight_decay": wd, "dropout": (p, p)} for wd, p in zip(WDS[::-1], PS)], "zip"),
     ([{"weight_decay": wd, "dropout": (1 - p, 1 - p)} for wd, p in GRID], "KEEP"),
     ([{"weight_decay": wd, "dropout": p} for wd, p in GRID], "one rate per hidden layer"),
     ([{"weight_decay": wd, "dropout": (p, 0.0)} for wd, p in GRID], "same p in both"),
@@ -211,6 +213,7 @@ NAMED_INTERACTION_MISTAKES = [  # check_interaction names these by their values
 INTERACTION_MISTAKES = NAMED_INTERACTION_MISTAKES + [
     Mistake(_edit(interaction=lambda o: -o.interaction), "wrong sign"),
     Mistake(_edit(gain_wd=lambda o: -o.gain_wd), "wrong sign"),
+    Mistake(_edit(gain_both=lambda o: -o.gain_both), "gain_both has the wrong sign"),
     Mistake(_unpaired, "SAME seed"),
     Mistake(_with_zero_rows, "leave out"),
     Mistake(lambda f: reference_interaction(f).groupby(["weight_decay", "p1"], as_index=False)
@@ -222,4 +225,7 @@ INTERACTION_MISTAKES = NAMED_INTERACTION_MISTAKES + [
 
 MISTAKES = {"wd_grid": GRID_MISTAKES, "interaction": INTERACTION_MISTAKES}
 REFERENCES = {"interaction": reference_interaction}
-PASSES = {"wd_grid": [(_grid(n_train=10000, epochs=10), WDS, PS)]}
+TINY_WDS = [0.0, 1e-7, 1e-6]  # distinct, though equal to 6 decimal places
+PASSES = {"wd_grid": [(_grid(n_train=10000, epochs=10), WDS, PS),
+                      ([{"weight_decay": wd, "dropout": (p, p)}
+                        for wd, p in itertools.product(TINY_WDS, PS)], TINY_WDS, PS)]}
