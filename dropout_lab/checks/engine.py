@@ -57,7 +57,8 @@ def publish(result):
 
 
 class Fail(Exception):
-    """Raised inside a check, or a helper it calls: the check fails with this hint."""
+    """Raised inside a check, or a helper it calls: the check fails with this hint.
+    The student's own exceptions need no wrapping: `check` reports them too."""
 
 
 def check(fn):

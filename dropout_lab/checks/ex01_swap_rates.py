@@ -118,9 +118,10 @@ def check_paired_differences(fn):
 
 
 def _marginal(fn, final, column):
-    """The mean and std arrays of fn(final, column), one per rate of `column`."""
+    """{"mean": array, "std": array} of fn(final, column), one value per rate of `column`."""
     rates = sorted(final[column].unique().tolist())
-    return mean_std(fn(final.copy(), column), rates, f"{column} rate")
+    mean, std = mean_std(fn(final.copy(), column), rates, f"{column} rate")
+    return {"mean": mean, "std": std}
 
 
 @check
@@ -130,16 +131,16 @@ def check_marginal_means(fn):
     final = _synthetic_final()
     n_seeds = final.seed.nunique()
     for column in ("p1", "p2"):
-        mean, std = _marginal(fn, final, column)
-        want_mean, want_std = _marginal(marginal_means, final, column)
-        ddof0 = want_std * math.sqrt((n_seeds - 1) / n_seeds)  # dividing by n is fine too
-        mean_right = np.allclose(mean, want_mean, atol=1e-9)
-        std_right = np.allclose(std, want_std, atol=1e-9) or np.allclose(std, ddof0, atol=1e-9)
+        got, want = _marginal(fn, final, column), _marginal(marginal_means, final, column)
+        ddof0 = want["std"] * math.sqrt((n_seeds - 1) / n_seeds)  # dividing by n is fine too
+        mean_right = np.allclose(got["mean"], want["mean"], atol=1e-9)
+        std_right = any(np.allclose(got["std"], s, atol=1e-9) for s in (want["std"], ddof0))
         if mean_right and std_right:
             continue
-        hint = known_mistake((mean, std), NAMED_MARGINAL_MISTAKES,
-                             lambda wrong: _marginal(wrong, final, column))
+        # a known mistake is named by the column that is wrong, whatever the other one
         wrong = "std" if mean_right else "mean"
+        hint = known_mistake(got[wrong], NAMED_MARGINAL_MISTAKES,
+                             lambda mistake: _marginal(mistake, final, column)[wrong])
         raise Fail(hint or f"the {wrong} for {column} is wrong: per seed, average over the "
                    "other layer's rates; then the mean and std over seeds")
     return report("marginal_means", True, "means and seed spreads of both layers' marginal "
@@ -162,9 +163,9 @@ def _unaligned(final, first, second):
 
 
 def _marginal_ddof0(final, column):
-    per_seed = final.groupby([column, "seed"])["test_acc"].mean()
-    return per_seed.groupby(level=column).agg(["mean", lambda s: s.std(ddof=0)]) \
-        .set_axis(["mean", "std"], axis=1)
+    """Right too: the std over seeds divided by n, not by n - 1."""
+    per_seed = final.groupby([column, "seed"])["test_acc"].mean().groupby(level=column)
+    return pd.DataFrame({"mean": per_seed.mean(), "std": per_seed.std(ddof=0)})
 
 
 GRID_MISTAKES = [Mistake(settings, hint, (RATES,)) for settings, hint in [
@@ -205,6 +206,8 @@ NAMED_MARGINAL_MISTAKES = [  # check_marginal_means names these by their values
             "by the other layer's rate: group by the column you are given"),
 ]
 MARGINAL_MISTAKES = NAMED_MARGINAL_MISTAKES + [
+    Mistake(lambda f, c: _marginal_ddof0(f, "p2" if c == "p1" else "p1"),
+            "group by the column"),
     Mistake(lambda f, c: f.groupby(c)["test_acc"].agg(["mean", "max"]),
             "columns 'mean' and 'std'"),
     Mistake(lambda f, c: marginal_means(f, c).sort_index(ascending=False), "increasing order"),
