@@ -1,21 +1,15 @@
 """How every check speaks, calls the student's code, and draws its random numbers.
 
-A check ends in one verdict, a Result(name, passed, message). `report` prints it
-as "[PASS] name: message" (or [FAIL]) for the student and returns it. A check
-function is wrapped by `@check`: whatever happens inside (a TODO not done, an
-exception), it ends in exactly one Result, named after the function
-(check_dropout_layer -> "dropout_layer") whatever the outcome. So a check calls
-the student's function directly, and fails with a hint by raising Fail(hint),
+A check is a function wrapped by `@check`: whatever it does or raises, it ends in
+one Result(name, passed, message), printed as "[PASS] name: message" (or [FAIL])
+and named after the function (check_dropout_layer -> "dropout_layer"). So a check
+calls the student's function directly and fails with a hint by raising Fail(hint),
 also from the helpers here that read a result (tensor, by_seed, mean_std).
-Also here: settings_problem and differing for a grid of settings, Mistake and
-known_mistake for the tables of known mistakes, seeded for random draws that
-leave the student's random state alone.
 
-Under scripts/grade.py, GRADING holds the grader's token: each Result then also
-travels as a display message of its own MIME type carrying that token. The
-grader counts those messages, never printed lines, so printing "[PASS] ..."
-scores nothing. In graded mode `answer_hint` drops the part of a hint that
-gives the answer away.
+Under scripts/grade.py, GRADING holds the grader's token, and each Result also
+travels as a display message of type MIME carrying it: the grader counts those,
+never printed lines. In graded mode `answer_hint` drops a hint that gives the
+answer away.
 """
 import functools
 import numbers
@@ -37,15 +31,13 @@ class Result(NamedTuple):
     def __bool__(self):
         return bool(self.passed)
 
-    def __repr__(self):
+    def __repr__(self):  # the message is printed already
         return f"Result({self.name!r}, passed={self.passed})"
 
 
 def report(name, passed, message):
-    """Print '[PASS] name: message' or '[FAIL] name: message'; return the Result.
-
-    Inside a check, the name is that check's stable name.
-    """
+    """Print '[PASS] name: message' (or [FAIL]) and return the Result; inside a check,
+    under that check's name."""
     name = _running[0] if _running else name
     result = Result(name, bool(passed), str(message))
     print(f"[{'PASS' if result.passed else 'FAIL'}] {name}: {result.message}")
@@ -59,16 +51,14 @@ def answer_hint(text):
 
 def publish(result):
     """Send the Result to the grader (only when scripts/grade.py runs the notebook)."""
-    if not GRADING:
-        return
-    from IPython.display import display
-    display({MIME: {**result._asdict(), "token": GRADING["token"]}}, raw=True)
+    if GRADING:
+        from IPython.display import display
+        display({MIME: {**result._asdict(), "token": GRADING["token"]}}, raw=True)
 
 
 class Fail(Exception):
-    """Raised inside a check (or a helper it calls): the check fails with this hint.
-    The student's own exceptions need no wrapping: `check` turns a
-    NotImplementedError into "not implemented yet", any other into "your code raised"."""
+    """Raised inside a check, or a helper it calls: the check fails with this hint.
+    The student's own exceptions need no wrapping: `check` reports them too."""
 
 
 def check(fn):
@@ -115,7 +105,7 @@ def settings_problem(settings, example):
     from ..sweep import DEFAULTS
     if settings is None:
         return "settings is None: build the list of dicts, one per net"
-    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)):
+    if not isinstance(settings, (list, tuple)):
         return f"settings must be a list of dicts, one per net, got {type(settings).__name__}"
     if not settings:
         return "settings is empty"
@@ -151,15 +141,48 @@ def repeated(points):
     return sorted({x for x in points if points.count(x) > 1})
 
 
+def pairs_text(pairs, limit=4):
+    """Some of the pairs, sorted, as '(0.2, 0.5), (0.5, 0.2) and 3 more'."""
+    pairs = sorted(pairs)
+    text = ", ".join(f"({a:g}, {b:g})" for a, b in pairs[:limit])
+    return text + (f" and {len(pairs) - limit} more" if len(pairs) > limit else "")
+
+
+def grid_problem(pairs, grid, wrong_grids=()):
+    """A hint if the list of pairs is not the pairs of `grid`, each once, else None.
+    wrong_grids: [(the pairs of a known wrong grid, built from the same lists, hint)].
+    Numbers are compared to 6 significant digits, so that 1 - 0.7 is 0.3."""
+    def rounded(points):
+        return [tuple(float(f"{float(x):.6g}") for x in point) for point in points]
+    pairs, want = rounded(pairs), set(rounded(grid))
+    for wrong, hint in wrong_grids:
+        if set(pairs) == set(rounded(wrong)) != want:
+            return hint
+    twice = repeated(pairs)
+    if twice:
+        return f"some settings appear more than once (duplicates): {pairs_text(twice)}"
+    missing, extra = want - set(pairs), set(pairs) - want
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(want)} settings missing: "
+                        f"{pairs_text(missing)}")
+    if extra:
+        problems.append(f"settings outside the grid: {pairs_text(extra)}")
+    return "; ".join(problems) or None
+
+
 class Mistake(NamedTuple):
     """A known wrong answer, written once: the check names it, the tests walk the table.
-
-    wrong is a wrong function, or for a check of values (a grid of settings) the
-    wrong value; args are the check's other arguments (e.g. the grid's rates).
-    """
+    wrong: a wrong function, or for a check of values (settings) the wrong value;
+    args: the check's other arguments (e.g. the grid's rates)."""
     wrong: Any
     hint: str
     args: tuple = ()
+
+
+def todo(*args):
+    """A function not written yet, as in the exercise notebooks: for the tables."""
+    raise NotImplementedError("TODO")
 
 
 def by_seed(out, seeds, empty=None):
@@ -194,7 +217,8 @@ def mean_std(out, index, what):
     if [round(float(v), 6) for v in out.index] != [round(float(v), 6) for v in index]:
         raise Fail(f"the rows must be the {what}s {list(index)} in increasing order, got "
                    f"{list(out.index)}")
-    return out["mean"].astype(float).to_numpy(), out["std"].astype(float).to_numpy()
+    return (out["mean"].astype(float).to_numpy(copy=True),
+            out["std"].astype(float).to_numpy(copy=True))
 
 
 def same(a, b, rtol=1e-6):
@@ -227,11 +251,9 @@ def known_mistake(got, mistakes, run, rtol=1e-6):
 
 @contextmanager
 def seeded(seed):
-    """Draw from a fixed seed without touching the caller's random state.
-
-    Also run on one CPU thread: the tensors of a check are small, and on a busy
-    machine two threads waiting for each other made them 100x slower.
-    """
+    """Draw from a fixed seed without touching the caller's random state, on one CPU
+    thread (on a busy machine, two threads waiting for each other made the small
+    tensors of a check 100x slower)."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -243,35 +265,29 @@ def seeded(seed):
         torch.set_num_threads(threads)
 
 
-def _library_dropouts():
-    """The library functions that already are dropout: {code object or builtin: its name}."""
+def library_dropout_used(fn, *args):
+    """The name of the library dropout (torch's or dropout_lab's) that fn(*args) calls
+    first, or None if it calls none."""
+    import sys
     from torch.nn import functional as F
     from .. import noise
-    found = {noise.dropout_layer.__code__: "dropout_lab.dropout_layer"}
+    library = {noise.dropout_layer.__code__: "dropout_lab.dropout_layer"}
     for name in ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
                  "feature_alpha_dropout"):
-        found[getattr(F, name).__code__] = f"torch.nn.functional.{name}"
-    for name in ("dropout", "dropout_", "native_dropout", "alpha_dropout",
-                 "feature_dropout", "bernoulli"):
-        if name != "bernoulli" and hasattr(torch, name):
-            found[getattr(torch, name)] = f"torch.{name}"
-    return found
-
-
-def library_dropout_used(fn, *args):
-    """The name of the library dropout that fn(*args) calls, or None if it calls none."""
-    import sys
-    library, used = _library_dropouts(), []
+        library[getattr(F, name).__code__] = f"torch.nn.functional.{name}"
+    for name in ("dropout", "dropout_", "native_dropout", "alpha_dropout", "feature_dropout"):
+        if hasattr(torch, name):  # builtins: seen as the function, not its code
+            library[getattr(torch, name)] = f"torch.{name}"
+    used = []
 
     def watch(frame, event, arg):
-        key = frame.f_code if event == "call" else arg if event == "c_call" else None
-        if key is not None and not used:
-            try:
-                name = library.get(key)
-            except TypeError:  # an unhashable callable
-                name = None
-            if name:
-                used.append(name)
+        called = frame.f_code if event == "call" else arg if event == "c_call" else None
+        try:
+            name = library.get(called)
+        except TypeError:  # an unhashable callable
+            name = None
+        if name and not used:
+            used.append(name)
     previous = sys.getprofile()
     sys.setprofile(watch)
     try:

@@ -1,10 +1,9 @@
 """Exercise 1 (swapping the rates, a grid of rates per layer): its checks,
 references and known mistakes.
 
-The functions are checked on a small synthetic table, built so that each known
-mistake (MISTAKES, run on the same table) gives a different answer from the
-reference: rows out of seed order, seeds that differ, p2 mattering more than
-p1. No randomness: a check gives the same verdict every time.
+The functions are checked on a small synthetic table on which each known mistake
+gives another answer than the reference: rows out of seed order, seeds that
+differ, p2 mattering more than p1. No randomness: the same verdict every time.
 """
 import itertools
 import math
@@ -13,39 +12,36 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .engine import (Mistake, by_seed, check, differing, known_mistake,
-                     mean_std, repeated, report, settings_problem)
+from .engine import (Fail, Mistake, by_seed, check, differing, grid_problem, known_mistake,
+                     mean_std, report, settings_problem, todo)
 
 __all__ = ["check_rate_grid", "check_paired_differences", "check_marginal_means"]
 
-
-def _key(pair):
-    """A pair of rates as a hashable key that ignores float round-off (0.1 + 0.2)."""
-    return tuple(round(float(p), 6) for p in pair)
-
-
-def _fmt(pairs, limit=4):
-    pairs = sorted(pairs)
-    text = ", ".join(f"({a:g}, {b:g})" for a, b in pairs[:limit])
-    return text + (f" and {len(pairs) - limit} more" if len(pairs) > limit else "")
+KEEP_RATES = ("these are keep probabilities q = 1 - p: dl.sweep and this book use the "
+              "DROP probability p (0.2 means drop 20 %)")
+ZIPPED = ("only equal rates (p, p): you paired the rates element by element (zip); the "
+          "grid is every p1 with every p2 (itertools.product)")
+ONE_ORDER = ("only one order of each pair: (0.2, 0.5) and (0.5, 0.2) are different nets "
+             "(p1 acts after the first hidden layer, p2 after the second); use "
+             "itertools.product, not combinations")
 
 
-def _grid_pairs(settings):
-    """The list of (p1, p2) pairs in `settings`, or a hint about its form."""
+def _rate_pairs(settings):
+    """The (p1, p2) of each setting; the check fails if they are not two rates."""
     problem = settings_problem(settings, "{'dropout': (0.2, 0.5)}")
     if problem:
-        return None, problem
-    pairs = []
+        raise Fail(problem)
     for s in settings:
         if "dropout" not in s:
-            return None, f"a setting has no 'dropout' key: {s!r}"
+            raise Fail(f"a setting has no 'dropout' key: {s!r}")
         d = s["dropout"]
         if len(d) != 2:
-            return None, f"'dropout' must hold one rate per hidden layer, (p1, p2); got {d!r}"
+            raise Fail(f"'dropout' must hold one rate per hidden layer, (p1, p2); got {d!r}")
         if not all(isinstance(p, numbers.Real) and not isinstance(p, bool) for p in d):
-            return None, f"the rates must be numbers, got {d!r}"
-        pairs.append((float(d[0]), float(d[1])))
-    return pairs, None
+            raise Fail(f"the rates must be numbers, got {d!r}")
+        if not all(0 <= p <= 1 for p in d):  # also catches NaN
+            raise Fail("rates must be drop probabilities in [0, 1] (0.2, not 20 per cent)")
+    return [tuple(s["dropout"]) for s in settings]
 
 
 @check
@@ -53,44 +49,18 @@ def check_rate_grid(settings, rates):
     """settings: the list of dl.sweep dicts; it must hold every (p1, p2) with p1 and
     p2 from `rates` (drop probabilities), both orders, each once, and otherwise
     identical settings."""
-    name = "rate grid"
-    pairs, problem = _grid_pairs(settings)
+    pairs = _rate_pairs(settings)
+    grid = list(itertools.product(rates, rates))
+    problem = grid_problem(pairs, grid, [([(1 - a, 1 - b) for a, b in grid], KEEP_RATES)])
+    # zip and combinations, whatever the rates: all pairs equal, or all in one order
+    one_order = all(a <= b for a, b in pairs) or all(a >= b for a, b in pairs)
+    if problem and one_order and len(rates) > 1:
+        problem = ZIPPED if all(a == b for a, b in pairs) else ONE_ORDER
+    problem = problem or differing(settings, ("dropout",))
     if problem:
-        return report(name, False, problem)
-    rates = [float(r) for r in rates]
-    if any(not 0 <= p <= 1 or math.isnan(p) for pair in pairs for p in pair):
-        return report(name, False, "rates must be drop probabilities in [0, 1] "
-                      "(0.2, not 20 per cent)")
-    want = {_key(pair) for pair in itertools.product(rates, rates)}
-    got = [_key(pair) for pair in pairs]
-    seen = set(got)
-    keep = {_key((1 - a, 1 - b)) for a, b in itertools.product(rates, rates)}
-    if seen == keep and keep != want:
-        return report(name, False, "these are keep probabilities q = 1 - p: dl.sweep "
-                      "and this book use the DROP probability p (0.2 means drop 20 %)")
-    if repeated(got):
-        return report(name, False, f"some settings appear more than once: "
-                      f"{_fmt(repeated(got))}")
-    missing, extra = want - seen, seen - want
-    if not missing and not extra:
-        problem = differing(settings, ("dropout",))
-        if problem:
-            return report(name, False, problem)
-        return report(name, True, f"{len(want)} settings = {len(rates)} rates for p1 x "
-                      f"{len(rates)} for p2, both orders")
-    if extra and not missing:
-        return report(name, False, f"settings outside the grid of `rates`: {_fmt(extra)}")
-    if all(a == b for a, b in seen) and len(rates) > 1:
-        return report(name, False, "only equal rates (p, p): you paired the rates element "
-                      "by element (zip); the grid is every p1 with every p2 "
-                      "(itertools.product)")
-    if all(a <= b for a, b in seen) or all(a >= b for a, b in seen):
-        return report(name, False, f"only one order of each pair, e.g. "
-                      f"{_fmt(list(missing)[:1])} is missing: (0.2, 0.5) and (0.5, 0.2) "
-                      "are different nets (p1 acts after the first hidden layer, p2 after "
-                      "the second); use itertools.product, not combinations")
-    return report(name, False, f"{len(missing)} of {len(want)} settings missing "
-                  f"({_fmt(missing)})" + (f"; extra: {_fmt(extra)}" if extra else ""))
+        raise Fail(problem)
+    return report("rate_grid", True, f"{len(grid)} settings = {len(rates)} rates for p1 x "
+                  f"{len(rates)} for p2, both orders")
 
 
 def paired_differences(final, first, second):
@@ -110,18 +80,14 @@ def marginal_means(final, column):
 
 def _synthetic_final():
     """A last-epoch table like dl.sweep's: p1 and p2 in {0, 0.2, 0.5}, seeds 3, 7, 11.
-    p2 matters much more than p1, the seeds differ, and in some settings the rows
-    are NOT in seed order (as after a merge or a sort)."""
-    rates = [0.0, 0.2, 0.5]
+    p2 matters much more than p1, the seeds differ, each row has a fixed wobble, and
+    in some settings the rows are NOT in seed order (as after a merge or a sort)."""
     seed_effect = {3: 0.010, 7: -0.004, 11: 0.002}
-    wobble = [0.0031, -0.0017, 0.0009, -0.0042, 0.0026, 0.0013, -0.0008, 0.0035, -0.0021,
-              0.0004]
     rows = []
-    for i, (p1, p2) in enumerate(itertools.product(rates, rates)):
-        seeds = [11, 3, 7] if i % 3 == 1 else [3, 7, 11]
-        for j, seed in enumerate(seeds):
+    for i, (p1, p2) in enumerate(itertools.product([0.0, 0.2, 0.5], repeat=2)):
+        for seed in [11, 3, 7] if i % 3 == 1 else [3, 7, 11]:
             acc = (0.85 - 0.01 * p1 - 0.08 * p2 + 0.03 * p1 * p2 + seed_effect[seed]
-                   + wobble[(3 * i + j) % len(wobble)])
+                   + 0.004 * math.sin(3.7 * len(rows)))
             rows.append({"setting": i, "dropout": (p1, p2), "p1": p1, "p2": p2,
                          "seed": seed, "epoch": 10, "test_acc": acc})
     return pd.DataFrame(rows)
@@ -129,12 +95,14 @@ def _synthetic_final():
 
 WRONG_DIFFERENCES = ("wrong differences: per seed, take the test accuracy of the setting "
                      "(p1, p2) = first minus that of second")
+UNALIGNED = ("the mean is right but the single differences are not: subtract the two "
+             "settings seed by seed (align on the seed column, e.g. set_index('seed')), "
+             "not row by row in table order")
 
 
 @check
 def check_paired_differences(fn):
     """fn(final, first, second) -> Series indexed by seed: acc(first) - acc(second)."""
-    name = "paired differences"
     final = _synthetic_final()
     for first, second in [((0.0, 0.5), (0.5, 0.2)), ((0.2, 0.5), (0.5, 0.2))]:
         want = paired_differences(final, first, second)
@@ -144,37 +112,39 @@ def check_paired_differences(fn):
         hint = known_mistake(got, DIFFERENCE_MISTAKES, lambda wrong: pd.Series(
             wrong(final.copy(), first, second)).reindex(want.index))
         if hint is None and np.isclose(got.mean(), want.mean(), atol=1e-9):
-            hint = DIFFERENCE_MISTAKES[1].hint
-        return report(name, False, f"for first={first}, second={second}: "
-                      f"{hint or WRONG_DIFFERENCES}")
-    return report(name, True, "one difference per seed, matched by seed")
+            hint = UNALIGNED  # any mix-up of the rows within a setting keeps the mean
+        raise Fail(f"for first={first}, second={second}: {hint or WRONG_DIFFERENCES}")
+    return report("paired_differences", True, "one difference per seed, matched by seed")
+
+
+def _marginal(fn, final, column):
+    """{"mean": array, "std": array} of fn(final, column), one value per rate of `column`."""
+    rates = sorted(final[column].unique().tolist())
+    mean, std = mean_std(fn(final.copy(), column), rates, f"{column} rate")
+    return {"mean": mean, "std": std}
 
 
 @check
 def check_marginal_means(fn):
     """fn(final, column) -> DataFrame indexed by the rates of `column`, columns mean and
     std: per seed average over the other rate, then mean and std over seeds."""
-    name = "marginal means"
     final = _synthetic_final()
+    n_seeds = final.seed.nunique()
     for column in ("p1", "p2"):
-        want = marginal_means(final, column)
-        mean, std = mean_std(fn(final.copy(), column), want.index, f"rate of {column}")
-        if not np.allclose(mean, want["mean"], atol=1e-9):
-            other = "p2" if column == "p1" else "p1"
-            if np.allclose(mean, marginal_means(final, other)["mean"], atol=1e-9):
-                return report(name, False, f"for column={column!r} you averaged over "
-                              f"{column} and kept {other}: group by the column you are given")
-            return report(name, False, f"the means for {column} are wrong: average the test "
-                          "accuracy over the other layer's rates and the seeds")
-        if np.allclose(std, final.groupby(column)["test_acc"].std(), atol=1e-9):
-            return report(name, False, "your std also counts the differences between the "
-                          "other layer's rates: average over them within each seed first, "
-                          "then take the mean and std over seeds")
-        ddof0 = want["std"] * math.sqrt((final.seed.nunique() - 1) / final.seed.nunique())
-        if not (np.allclose(std, want["std"], atol=1e-9) or np.allclose(std, ddof0, atol=1e-9)):
-            return report(name, False, f"the std for {column} is wrong: per seed, average "
-                          "over the other rate; then the std over seeds")
-    return report(name, True, "means and seed spreads of both layers' marginal effects")
+        got, want = _marginal(fn, final, column), _marginal(marginal_means, final, column)
+        ddof0 = want["std"] * math.sqrt((n_seeds - 1) / n_seeds)  # dividing by n is fine too
+        mean_right = np.allclose(got["mean"], want["mean"], atol=1e-9)
+        std_right = any(np.allclose(got["std"], s, atol=1e-9) for s in (want["std"], ddof0))
+        if mean_right and std_right:
+            continue
+        # a known mistake is named by the column that is wrong, whatever the other one
+        wrong = "std" if mean_right else "mean"
+        hint = known_mistake(got[wrong], NAMED_MARGINAL_MISTAKES,
+                             lambda mistake: _marginal(mistake, final, column)[wrong])
+        raise Fail(hint or f"the {wrong} for {column} is wrong: per seed, average over the "
+                   "other layer's rates; then the mean and std over seeds")
+    return report("marginal_means", True, "means and seed spreads of both layers' marginal "
+                  "effects")
 
 
 # ---------------------------------------------------------------------------
@@ -185,10 +155,6 @@ RATES = [0.0, 0.2, 0.5, 0.7]
 GRID = list(itertools.product(RATES, RATES))
 
 
-def _todo(*args):
-    raise NotImplementedError("TODO")
-
-
 def _unaligned(final, first, second):
     """Row by row in table order, ignoring the seed column."""
     def accuracy(pair):
@@ -197,14 +163,15 @@ def _unaligned(final, first, second):
 
 
 def _marginal_ddof0(final, column):
-    per_seed = final.groupby([column, "seed"])["test_acc"].mean()
-    return per_seed.groupby(level=column).agg(["mean", lambda s: s.std(ddof=0)]) \
-        .set_axis(["mean", "std"], axis=1)
+    """Right too: the std over seeds divided by n, not by n - 1."""
+    per_seed = final.groupby([column, "seed"])["test_acc"].mean().groupby(level=column)
+    return pd.DataFrame({"mean": per_seed.mean(), "std": per_seed.std(ddof=0)})
 
 
 GRID_MISTAKES = [Mistake(settings, hint, (RATES,)) for settings, hint in [
     ([{"dropout": d} for d in itertools.combinations_with_replacement(RATES, 2)],
      "only one order of each pair"),
+    ([{"dropout": d} for d in itertools.combinations(RATES[::-1], 2)], "only one order"),
     ([{"dropout": (a, a)} for a in RATES], "(zip)"),
     ([{"dropout": (1 - a, 1 - b)} for a, b in GRID], "keep probabilities"),
     ([{"dropout": (100 * a, 100 * b)} for a, b in GRID], "in [0, 1]"),
@@ -220,9 +187,7 @@ GRID_MISTAKES = [Mistake(settings, hint, (RATES,)) for settings, hint in [
 DIFFERENCE_MISTAKES = [
     Mistake(lambda f, a, b: -paired_differences(f, a, b), "the sign is reversed: return "
             "acc(first) - acc(second), with p1 the rate after the FIRST hidden layer"),
-    Mistake(_unaligned, "the mean is right but the single differences are not: subtract "
-            "the two settings seed by seed (align on the seed column, e.g. "
-            "set_index('seed')), not row by row in table order"),
+    Mistake(_unaligned, UNALIGNED),
     Mistake(lambda f, a, b: paired_differences(f, a[::-1], b[::-1]), "you read the pairs "
             "as (p2, p1): first[0] is p1, the rate after the first hidden layer"),
     Mistake(lambda f, a, b: paired_differences(f, a, b).to_numpy(), "Series indexed by seed"),
@@ -230,13 +195,18 @@ DIFFERENCE_MISTAKES = [
             "must be the seeds"),
     Mistake(lambda f, a, b: paired_differences(f, a, b) * 2, WRONG_DIFFERENCES),
     Mistake(lambda f, a, b: 1 / 0, "raised ZeroDivisionError"),
-    Mistake(_todo, "not implemented yet"),
+    Mistake(todo, "not implemented yet"),
 ]
 
-MARGINAL_MISTAKES = [
-    Mistake(lambda f, c: f.groupby(c)["test_acc"].agg(["mean", "std"]),
-            "within each seed first"),
-    Mistake(lambda f, c: marginal_means(f, "p2" if c == "p1" else "p1"),
+NAMED_MARGINAL_MISTAKES = [  # check_marginal_means names these by their values
+    Mistake(lambda f, c: f.groupby(c)["test_acc"].agg(["mean", "std"]), "your std also "
+            "counts the differences between the other layer's rates: average over them "
+            "within each seed first, then take the mean and std over seeds"),
+    Mistake(lambda f, c: marginal_means(f, "p2" if c == "p1" else "p1"), "you grouped "
+            "by the other layer's rate: group by the column you are given"),
+]
+MARGINAL_MISTAKES = NAMED_MARGINAL_MISTAKES + [
+    Mistake(lambda f, c: _marginal_ddof0(f, "p2" if c == "p1" else "p1"),
             "group by the column"),
     Mistake(lambda f, c: f.groupby(c)["test_acc"].agg(["mean", "max"]),
             "columns 'mean' and 'std'"),
@@ -248,7 +218,8 @@ MISTAKES = {"rate_grid": GRID_MISTAKES, "paired_differences": DIFFERENCE_MISTAKE
             "marginal_means": MARGINAL_MISTAKES}
 REFERENCES = {"paired_differences": paired_differences, "marginal_means": marginal_means}
 # other answers that must pass: check name -> [the check's arguments]
+FLOAT_RATES = np.arange(0, .75, .1)  # 0.30000000000000004 and the like
 PASSES = {"rate_grid": [([{"dropout": d, "epochs": 10} for d in GRID], RATES),
-                        ([{"dropout": d} for d in itertools.product(*[np.arange(0, .75, .1)] * 2)],
+                        ([{"dropout": d} for d in itertools.product(FLOAT_RATES, repeat=2)],
                          [round(0.1 * i, 1) for i in range(8)])],
           "marginal_means": [(_marginal_ddof0,)]}

@@ -1,14 +1,17 @@
 """Exercise 4 (weight decay and dropout): its checks, references and known mistakes.
 
 `check_wd_grid(settings, wds, ps)` for the list of dl.sweep settings, and
-`check_interaction(fn)` for fn(final) -> the per-seed interaction table.
+`check_interaction(fn)` for fn(final) -> the per-seed interaction table, checked
+on a synthetic table with a known interaction.
 """
 import itertools
 
+import numpy as np
 import pandas as pd
 import torch
 
-from .engine import Mistake, check, differing, repeated, report, settings_problem
+from .engine import (Fail, Mistake, check, differing, grid_problem, known_mistake, report,
+                     settings_problem, todo)
 
 __all__ = ["check_wd_grid", "check_interaction"]
 
@@ -21,53 +24,42 @@ def _fmt(values):
 def check_wd_grid(settings, wds, ps):
     """settings: a list of dl.sweep dicts, one per (weight decay, p) pair of the grid
     wds × ps, with dropout=(p, p); everything else the same in all settings."""
-    name = "check_wd_grid"
-    wds, ps = [float(w) for w in wds], [float(p) for p in ps]
     problem = settings_problem(settings, "{'weight_decay': 0.0, 'dropout': (0.0, 0.0)}")
     if problem:
-        return report(name, False, problem)
+        raise Fail(problem)
     for s in settings:
         missing = [k for k in ("weight_decay", "dropout") if k not in s]
         if missing:
-            return report(name, False, f"a setting lacks {missing}: give both weight_decay "
-                          "and dropout in every setting (the defaults would hide the grid)")
+            raise Fail(f"a setting lacks {missing}: give both weight_decay and dropout in "
+                       "every setting (the defaults would hide the grid)")
         d = s["dropout"]
         if len(d) != 2 or d[0] != d[1]:
-            return report(name, False, f"dropout={tuple(d)}: use the same p in both hidden "
-                          "layers, dropout=(p, p)")
-    problem = differing(settings, ("weight_decay", "dropout"))
+            raise Fail(f"dropout={tuple(d)}: use the same p in both hidden layers, "
+                       "dropout=(p, p)")
+    pairs = [(s["weight_decay"], s["dropout"][0]) for s in settings]
+    grid = list(itertools.product(wds, ps))
+    keep = [(wd, 1 - p) for wd, p in grid]
+    keep_hint = "your rates are KEEP probabilities 1 - p; dropout takes the DROP probability p"
+    problem = (differing(settings, ("weight_decay", "dropout"))
+               or grid_problem(pairs, grid, [(keep, keep_hint)]))
+    if problem and len(pairs) == min(len(wds), len(ps)):  # zip(), in whatever order
+        problem = (f"{len(pairs)} settings, the grid has {len(grid)}: did you zip() the two "
+                   "lists? Loop over both (itertools.product)")
     if problem:
-        return report(name, False, problem)
-    pairs = [(float(s["weight_decay"]), float(s["dropout"][0])) for s in settings]
-    want = list(itertools.product(wds, ps))
-    if repeated(pairs):
-        return report(name, False, f"duplicate settings {repeated(pairs)}: each "
-                      "(weight_decay, p) once")
-    if set(pairs) == set(want):
-        return report(name, True, f"{len(want)} settings: weight decay {_fmt(wds)} × "
-                      f"p {_fmt(ps)}, p the same in both layers")
-    if len(pairs) == min(len(wds), len(ps)):
-        return report(name, False, f"{len(pairs)} settings, the grid has {len(want)}: did "
-                      "you zip() the two lists? Loop over both (itertools.product)")
-    keep = {(w, round(1 - p, 12)) for w, p in want}
-    if {(w, round(p, 12)) for w, p in pairs} == keep and set(ps) != {1 - p for p in ps}:
-        return report(name, False, "your rates are KEEP probabilities 1 - p; dropout takes "
-                      "the DROP probability p")
-    missing = sorted(set(want) - set(pairs))
-    extra = sorted(set(pairs) - set(want))
-    return report(name, False, f"(weight_decay, p) missing: {missing[:4]}"
-                  f"{' ...' if len(missing) > 4 else ''}; not in the grid: {extra[:4]}")
+        raise Fail(problem)
+    return report("wd_grid", True, f"{len(grid)} settings: weight decay {_fmt(wds)} × "
+                  f"p {_fmt(ps)}, p the same in both layers")
 
 
-INTERACTION_COLUMNS = ["weight_decay", "p1", "seed", "gain_wd", "gain_p", "gain_both",
-                       "interaction"]
+KEYS = ["weight_decay", "p1", "seed"]
+INTERACTION_COLUMNS = KEYS + ["gain_wd", "gain_p", "gain_both", "interaction"]
 
 
 def reference_interaction(final, value="test_acc"):
     """Per seed, for every weight_decay > 0 and p1 > 0: the gains over the baseline
     (weight_decay = 0, p1 = 0) of the same seed, of wd alone, p alone and both, and
     interaction = gain_both - (gain_wd + gain_p)."""
-    acc = final.set_index(["weight_decay", "p1", "seed"])[value]
+    acc = final.set_index(KEYS)[value]
     rows = []
     for (wd, p, seed), both in acc.items():
         if wd == 0 or p == 0:
@@ -97,73 +89,57 @@ def synthetic_final(seed=0):
     return pd.DataFrame([rows[i] for i in order])
 
 
+def _sorted_rows(out):
+    """The INTERACTION_COLUMNS of out as floats, rows sorted by KEYS: the form in which
+    an answer is compared with the reference and with the known mistakes."""
+    return out[INTERACTION_COLUMNS].astype(float).sort_values(KEYS).reset_index(drop=True)
+
+
 @check
 def check_interaction(fn):
     """fn(final) -> one row per (weight_decay > 0, p1 > 0, seed) with INTERACTION_COLUMNS."""
-    name = "check_interaction"
     final = synthetic_final()
     before = final.copy()
     out = fn(final)
     if not isinstance(out, pd.DataFrame):
-        return report(name, False, f"return a pandas DataFrame, got {type(out).__name__}")
+        raise Fail(f"return a pandas DataFrame, got {type(out).__name__}")
     if not final.equals(before):
-        return report(name, False, "your function changed the table it was given; work on "
-                      "a copy")
+        raise Fail("your function changed the table it was given; work on a copy")
     missing = [c for c in INTERACTION_COLUMNS if c not in out.columns]
     if "seed" in missing:
-        return report(name, False, "no seed column: compute the interaction per seed (each "
-                      "seed against its own baseline), then average over seeds afterwards")
+        raise Fail("no seed column: compute the interaction per seed (each seed against its "
+                   "own baseline), then average over seeds afterwards")
     if missing:
-        return report(name, False, f"missing column(s) {missing}; expected "
-                      f"{INTERACTION_COLUMNS}")
-    right = reference_interaction(final)
-    keys = ["weight_decay", "p1", "seed"]
-    if len(out) != len(right):
-        zeros = out[(out.weight_decay == 0) | (out.p1 == 0)]
-        if len(zeros) and len(out) - len(zeros) == len(right):
-            return report(name, False, "leave out the rows with weight_decay = 0 or p1 = 0: "
-                          "they have no combination to compare")
-        return report(name, False, f"{len(out)} rows, expected {len(right)}: one per seed "
-                      "and per (weight_decay > 0, p1 > 0)")
-    merged = right.merge(out[INTERACTION_COLUMNS], on=keys, how="left",
-                         suffixes=("", "_yours"))
-    if merged["interaction_yours"].isna().any():
-        return report(name, False, "your (weight_decay, p1, seed) rows do not match the "
-                      "table's: one row per seed for every weight_decay > 0 and p1 > 0")
-
-    def close(a, b):
-        return bool(((merged[a] - merged[b]).abs() < 1e-9).all())
-
-    base = final[(final.weight_decay == 0) & (final.p1 == 0)].set_index("seed")["test_acc"]
-    merged["baseline"] = merged["seed"].map(base)
-    merged["accuracy"] = merged["gain_both"] + merged["baseline"]
-    for col in ("gain_wd", "gain_p", "gain_both"):
-        yours = f"{col}_yours"
-        if close(col, yours):
-            continue
-        other = {"gain_wd": "gain_p", "gain_p": "gain_wd"}.get(col)
-        if other and close(other, yours):
-            return report(name, False, "gain_wd and gain_p are swapped: gain_wd is the gain "
-                          "of weight decay alone (p = 0), gain_p of dropout alone (wd = 0)")
-        if ((merged[yours] + merged[col]).abs() < 1e-9).all():
-            return report(name, False, f"{col} has the wrong sign: a gain is the setting's "
-                          "accuracy MINUS the baseline's")
-        if col == "gain_both" and close("accuracy", yours):
-            return report(name, False, "gain_both is the accuracy itself: subtract the "
-                          "baseline (weight_decay = 0, p1 = 0) accuracy of the same seed")
-        means = merged.groupby(["weight_decay", "p1"])
-        if (means[col].mean() - means[yours].mean()).abs().max() < 1e-9:
-            return report(name, False, f"{col} is right on average over seeds but not per "
-                          "seed: subtract the baseline of the SAME seed (paired comparison)")
-        return report(name, False, f"{col} is wrong: the gain of a setting is its accuracy "
-                      "minus the baseline's (weight_decay = 0, p1 = 0), seed by seed")
-    if close("interaction", "interaction_yours"):
-        return report(name, True, "per-seed gains and interaction = gain_both - (gain_wd + "
-                      "gain_p) are right on a synthetic table")
-    if ((merged["interaction"] + merged["interaction_yours"]).abs() < 1e-9).all():
-        return report(name, False, "interaction has the wrong sign: gain of the combination "
-                      "MINUS the sum of the single gains (negative = they fight)")
-    return report(name, False, "interaction is wrong: gain_both - (gain_wd + gain_p)")
+        raise Fail(f"missing column(s) {missing}; expected {INTERACTION_COLUMNS}")
+    if ((out.weight_decay == 0) | (out.p1 == 0)).any():
+        raise Fail("leave out the rows with weight_decay = 0 or p1 = 0: they have no "
+                   "combination to compare")
+    got, right = _sorted_rows(out), _sorted_rows(reference_interaction(final))
+    if not got[KEYS].equals(right[KEYS]):
+        raise Fail(f"{len(out)} rows: expected {len(right)}, one per seed for every "
+                   "weight_decay > 0 and p1 > 0")
+    wrong = [c for c in INTERACTION_COLUMNS[3:]
+             if not np.allclose(got[c], right[c], atol=1e-9)]
+    if not wrong:
+        return report("interaction", True, "per-seed gains and interaction = gain_both - "
+                      "(gain_wd + gain_p) are right on a synthetic table")
+    col = wrong[0]
+    # families of mistakes, whatever the column: a flipped sign, an unpaired baseline
+    if np.allclose(got[col], -right[col], atol=1e-9) and col == "interaction":
+        raise Fail("interaction has the wrong sign: gain of the combination MINUS the sum "
+                   "of the single gains (negative = they fight)")
+    if np.allclose(got[col], -right[col], atol=1e-9):
+        raise Fail(f"{col} has the wrong sign: a gain is the setting's accuracy MINUS the "
+                   "baseline's")
+    over_seeds = [rows.groupby(["weight_decay", "p1"])[col].mean() for rows in (got, right)]
+    if np.allclose(*over_seeds, atol=1e-9):
+        raise Fail(f"{col} is right on average over seeds but not per seed: subtract the "
+                   "baseline of the SAME seed (paired comparison)")
+    hint = known_mistake(got, NAMED_INTERACTION_MISTAKES,
+                         lambda wrong: _sorted_rows(wrong(final.copy())))
+    raise Fail(hint or f"{col} is wrong: the gain of a setting is its accuracy minus the "
+               "baseline's (weight_decay = 0, p1 = 0), seed by seed; interaction = "
+               "gain_both - (gain_wd + gain_p)")
 
 
 # ---------------------------------------------------------------------------
@@ -178,12 +154,9 @@ def _grid(**extra):
     return [{"weight_decay": wd, "dropout": (p, p), **extra} for wd, p in GRID]
 
 
-def _todo(*args):
-    raise NotImplementedError("TODO")
-
-
 GRID_MISTAKES = [Mistake(settings, hint, (WDS, PS)) for settings, hint in [
     ([{"weight_decay": wd, "dropout": (p, p)} for wd, p in zip(WDS, PS)], "zip"),
+    ([{"weight_decay": wd, "dropout": (p, p)} for wd, p in zip(WDS[::-1], PS)], "zip"),
     ([{"weight_decay": wd, "dropout": (1 - p, 1 - p)} for wd, p in GRID], "KEEP"),
     ([{"weight_decay": wd, "dropout": p} for wd, p in GRID], "one rate per hidden layer"),
     ([{"weight_decay": wd, "dropout": (p, 0.0)} for wd, p in GRID], "same p in both"),
@@ -196,13 +169,11 @@ GRID_MISTAKES = [Mistake(settings, hint, (WDS, PS)) for settings, hint in [
 
 
 def _unpaired(final):
+    """Every gain against the baseline's mean over seeds, not against the seed's own."""
     out = reference_interaction(final)
-    base = final[(final.weight_decay == 0) & (final.p1 == 0)].test_acc.mean()
-    acc = final.set_index(["weight_decay", "p1", "seed"]).test_acc
-    for i, r in out.iterrows():
-        out.loc[i, "gain_wd"] = acc[(r.weight_decay, 0.0, r.seed)] - base
-        out.loc[i, "gain_p"] = acc[(0.0, r.p1, r.seed)] - base
-        out.loc[i, "gain_both"] = acc[(r.weight_decay, r.p1, r.seed)] - base
+    base = final[(final.weight_decay == 0) & (final.p1 == 0)].set_index("seed").test_acc
+    gains = ["gain_wd", "gain_p", "gain_both"]
+    out[gains] = out[gains].add(out.seed.map(base) - base.mean(), axis=0)
     return out.assign(interaction=out.gain_both - out.gain_wd - out.gain_p)
 
 
@@ -215,13 +186,13 @@ def _edit(**changes):
 
 
 def _with_zero_rows(final):
-    extra = final[(final.weight_decay == 0) | (final.p1 == 0)][["weight_decay", "p1", "seed"]]
+    extra = final[(final.weight_decay == 0) | (final.p1 == 0)][KEYS]
     extra = extra.assign(gain_wd=0.0, gain_p=0.0, gain_both=0.0, interaction=0.0)
     return pd.concat([reference_interaction(final), extra], ignore_index=True)
 
 
 def _raw_accuracy(final):
-    acc = final.set_index(["weight_decay", "p1", "seed"]).test_acc
+    acc = final.set_index(KEYS).test_acc
     out = reference_interaction(final)
     out["gain_both"] = [acc[k] for k in zip(out.weight_decay, out.p1, out.seed)]
     return out.assign(interaction=out.gain_both - out.gain_wd - out.gain_p)
@@ -232,20 +203,29 @@ def _mutating(final):
     return reference_interaction(final)
 
 
-INTERACTION_MISTAKES = [
+NAMED_INTERACTION_MISTAKES = [  # check_interaction names these by their values
+    Mistake(_edit(gain_wd=lambda o: o.gain_p, gain_p=lambda o: o.gain_wd), "gain_wd and "
+            "gain_p are swapped: gain_wd is the gain of weight decay alone (p = 0), gain_p "
+            "of dropout alone (wd = 0)"),
+    Mistake(_raw_accuracy, "gain_both is the accuracy itself: subtract the baseline "
+            "(weight_decay = 0, p1 = 0) accuracy of the same seed"),
+]
+INTERACTION_MISTAKES = NAMED_INTERACTION_MISTAKES + [
     Mistake(_edit(interaction=lambda o: -o.interaction), "wrong sign"),
-    Mistake(_edit(gain_wd=lambda o: o.gain_p, gain_p=lambda o: o.gain_wd), "swapped"),
     Mistake(_edit(gain_wd=lambda o: -o.gain_wd), "wrong sign"),
+    Mistake(_edit(gain_both=lambda o: -o.gain_both), "gain_both has the wrong sign"),
     Mistake(_unpaired, "SAME seed"),
-    Mistake(_raw_accuracy, "accuracy itself"),
     Mistake(_with_zero_rows, "leave out"),
     Mistake(lambda f: reference_interaction(f).groupby(["weight_decay", "p1"], as_index=False)
             .mean().drop(columns="seed"), "per seed"),
     Mistake(lambda f: reference_interaction(f).to_dict(), "DataFrame"),
     Mistake(_mutating, "changed the table"),
-    Mistake(_todo, "not implemented yet"),
+    Mistake(todo, "not implemented yet"),
 ]
 
 MISTAKES = {"wd_grid": GRID_MISTAKES, "interaction": INTERACTION_MISTAKES}
 REFERENCES = {"interaction": reference_interaction}
-PASSES = {"wd_grid": [(_grid(n_train=10000, epochs=10), WDS, PS)]}
+TINY_WDS = [0.0, 1e-7, 1e-6]  # distinct, though equal to 6 decimal places
+PASSES = {"wd_grid": [(_grid(n_train=10000, epochs=10), WDS, PS),
+                      ([{"weight_decay": wd, "dropout": (p, p)}
+                        for wd, p in itertools.product(TINY_WDS, PS)], TINY_WDS, PS)]}
