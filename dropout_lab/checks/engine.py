@@ -185,6 +185,16 @@ def todo(*args):
     raise NotImplementedError("TODO")
 
 
+IGNORED_VALUE = ("with value='valid_acc' the answer is wrong: read the column you are "
+                 "given (final[value]), not always test_acc")
+
+
+def with_decoy(table, column="test_acc", moved="valid_acc"):
+    """table with `column` copied to `moved` and `column` itself halved: a function told
+    to read `moved` that reads `column` anyway gives a different answer."""
+    return table.assign(**{moved: table[column], column: table[column] * 0.5})
+
+
 def by_seed(out, seeds, empty=None):
     """The student's result with one number per seed, as a float Series indexed like
     seeds (a one-column DataFrame counts as its column); else the check fails.

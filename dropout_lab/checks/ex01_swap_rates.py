@@ -12,8 +12,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .engine import (Fail, Mistake, by_seed, check, differing, grid_problem, known_mistake,
-                     mean_std, report, settings_problem, todo)
+from .engine import (IGNORED_VALUE, Fail, Mistake, by_seed, check, differing, grid_problem,
+                     known_mistake, mean_std, report, settings_problem, todo, with_decoy)
 
 __all__ = ["check_rate_grid", "check_paired_differences", "check_marginal_means"]
 
@@ -63,18 +63,19 @@ def check_rate_grid(settings, rates):
                   f"{len(rates)} for p2, both orders")
 
 
-def paired_differences(final, first, second):
-    """The reference: per seed, test accuracy of (p1, p2) = first minus that of second."""
+def paired_differences(final, first, second, value="test_acc"):
+    """The reference: per seed, the accuracy `value` of (p1, p2) = first minus that of
+    second."""
     def accuracy(pair):
         rows = final[(final.p1 == pair[0]) & (final.p2 == pair[1])]
-        return rows.set_index("seed")["test_acc"]
+        return rows.set_index("seed")[value]
     return (accuracy(first) - accuracy(second)).rename("difference")
 
 
-def marginal_means(final, column):
+def marginal_means(final, column, value="test_acc"):
     """The reference: per rate of `column`, mean and std over seeds of the seed's
-    average over the other layer's rates."""
-    per_seed = final.groupby([column, "seed"])["test_acc"].mean()
+    average of `value` over the other layer's rates."""
+    per_seed = final.groupby([column, "seed"])[value].mean()
     return per_seed.groupby(level=column).agg(["mean", "std"])
 
 
@@ -114,13 +115,21 @@ def check_paired_differences(fn):
         if hint is None and np.isclose(got.mean(), want.mean(), atol=1e-9):
             hint = UNALIGNED  # any mix-up of the rows within a setting keeps the mean
         raise Fail(f"for first={first}, second={second}: {hint or WRONG_DIFFERENCES}")
+    moved = with_decoy(final)
+    want = paired_differences(moved, first, second, value="valid_acc")
+    got = by_seed(fn(moved.copy(), first, second, value="valid_acc"), want.index)
+    if not np.allclose(got, want, atol=1e-9):
+        raise Fail(IGNORED_VALUE)
     return report("paired_differences", True, "one difference per seed, matched by seed")
+
+
+def _rates(final, column="p1"):
+    return sorted(final[column].unique().tolist())
 
 
 def _marginal(fn, final, column):
     """{"mean": array, "std": array} of fn(final, column), one value per rate of `column`."""
-    rates = sorted(final[column].unique().tolist())
-    mean, std = mean_std(fn(final.copy(), column), rates, f"{column} rate")
+    mean, std = mean_std(fn(final.copy(), column), _rates(final, column), f"{column} rate")
     return {"mean": mean, "std": std}
 
 
@@ -143,6 +152,11 @@ def check_marginal_means(fn):
                              lambda mistake: _marginal(mistake, final, column)[wrong])
         raise Fail(hint or f"the {wrong} for {column} is wrong: per seed, average over the "
                    "other layer's rates; then the mean and std over seeds")
+    moved = with_decoy(final)
+    got = mean_std(fn(moved.copy(), "p1", value="valid_acc"), _rates(final), "p1 rate")
+    if not np.allclose(got[0], marginal_means(moved, "p1", value="valid_acc")["mean"],
+                       atol=1e-9):
+        raise Fail(IGNORED_VALUE)
     return report("marginal_means", True, "means and seed spreads of both layers' marginal "
                   "effects")
 
@@ -162,9 +176,9 @@ def _unaligned(final, first, second):
     return pd.Series(accuracy(first) - accuracy(second), index=sorted(final.seed.unique()))
 
 
-def _marginal_ddof0(final, column):
+def _marginal_ddof0(final, column, value="test_acc"):
     """Right too: the std over seeds divided by n, not by n - 1."""
-    per_seed = final.groupby([column, "seed"])["test_acc"].mean().groupby(level=column)
+    per_seed = final.groupby([column, "seed"])[value].mean().groupby(level=column)
     return pd.DataFrame({"mean": per_seed.mean(), "std": per_seed.std(ddof=0)})
 
 
@@ -195,6 +209,7 @@ DIFFERENCE_MISTAKES = [
             "must be the seeds"),
     Mistake(lambda f, a, b: paired_differences(f, a, b) * 2, WRONG_DIFFERENCES),
     Mistake(lambda f, a, b: 1 / 0, "raised ZeroDivisionError"),
+    Mistake(lambda f, a, b, value="test_acc": paired_differences(f, a, b), IGNORED_VALUE),
     Mistake(todo, "not implemented yet"),
 ]
 
@@ -211,6 +226,7 @@ MARGINAL_MISTAKES = NAMED_MARGINAL_MISTAKES + [
     Mistake(lambda f, c: f.groupby(c)["test_acc"].agg(["mean", "max"]),
             "columns 'mean' and 'std'"),
     Mistake(lambda f, c: marginal_means(f, c).sort_index(ascending=False), "increasing order"),
+    Mistake(lambda f, c, value="test_acc": marginal_means(f, c), IGNORED_VALUE),
     Mistake(lambda f, c: marginal_means(f, c).assign(std=0.01), "std for p1 is wrong"),
 ]
 

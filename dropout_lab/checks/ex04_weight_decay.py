@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .engine import (Fail, Mistake, check, differing, grid_problem, known_mistake, report,
-                     settings_problem, todo)
+from .engine import (IGNORED_VALUE, Fail, Mistake, check, differing, grid_problem,
+                     known_mistake, report, settings_problem, todo, with_decoy)
 
 __all__ = ["check_wd_grid", "check_interaction"]
 
@@ -121,6 +121,11 @@ def check_interaction(fn):
     wrong = [c for c in INTERACTION_COLUMNS[3:]
              if not np.allclose(got[c], right[c], atol=1e-9)]
     if not wrong:
+        moved = with_decoy(final)
+        got = _sorted_rows(fn(moved.copy(), value="valid_acc"))
+        if not np.allclose(got[INTERACTION_COLUMNS[3:]], _sorted_rows(reference_interaction(
+                moved, value="valid_acc"))[INTERACTION_COLUMNS[3:]], atol=1e-9):
+            raise Fail(IGNORED_VALUE)
         return report("interaction", True, "per-seed gains and interaction = gain_both - "
                       "(gain_wd + gain_p) are right on a synthetic table")
     col = wrong[0]
@@ -211,6 +216,7 @@ NAMED_INTERACTION_MISTAKES = [  # check_interaction names these by their values
             "(weight_decay = 0, p1 = 0) accuracy of the same seed"),
 ]
 INTERACTION_MISTAKES = NAMED_INTERACTION_MISTAKES + [
+    Mistake(lambda f, value="test_acc": reference_interaction(f), IGNORED_VALUE),
     Mistake(_edit(interaction=lambda o: -o.interaction), "wrong sign"),
     Mistake(_edit(gain_wd=lambda o: -o.gain_wd), "wrong sign"),
     Mistake(_edit(gain_both=lambda o: -o.gain_both), "gain_both has the wrong sign"),
