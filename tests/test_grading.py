@@ -121,8 +121,9 @@ def batch(tmp_path_factory):
     folder = tmp_path_factory.mktemp("submissions")
     expected = submissions(folder)
     out = tmp_path_factory.mktemp("out")
-    result = run_grader(str(folder), "--jobs", "2", "--timeout", "300", "--csv", str(out / "grades.csv"),
-                        "--json", str(out / "grades.json"), "--feedback", str(out / "feedback"))
+    result = run_grader(str(folder), "--jobs", "2", "--timeout", "300",
+                        "--csv", str(out / "grades.csv"), "--json", str(out / "grades.json"),
+                        "--feedback", str(out / "feedback"))
     assert result.returncode == 0, result.stdout + result.stderr
     reports = {r["student"]: r for r in json.loads((out / "grades.json").read_text())}
     return expected, reports, out, result.stdout
@@ -189,7 +190,8 @@ def test_runaway_notebooks_are_killed_and_reported(tmp_path):
                              solution_cell("def numerical_gradient").source + "\n\n" + extra)
         nbformat.write(notebook(cells), tmp_path / f"{name}_08_backward.ipynb")
     out = tmp_path / "grades.json"
-    result = run_grader(str(tmp_path), "--jobs", "3", "--timeout", "40", "--memory", "3000", "--json", str(out))
+    result = run_grader(str(tmp_path), "--jobs", "3", "--timeout", "40", "--memory", "3000",
+                        "--json", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     reports = {r["student"]: r for r in json.loads(out.read_text())}
     hog = reports.pop("hog")

@@ -115,7 +115,7 @@ def check_paired_differences(fn):
         if hint is None and np.isclose(got.mean(), want.mean(), atol=1e-9):
             hint = UNALIGNED  # any mix-up of the rows within a setting keeps the mean
         raise Fail(f"for first={first}, second={second}: {hint or WRONG_DIFFERENCES}")
-    moved = with_decoy(final)
+    moved, first, second = with_decoy(final), (0.2, 0.5), (0.5, 0.2)
     want = paired_differences(moved, first, second, value="valid_acc")
     got = by_seed(fn(moved.copy(), first, second, value="valid_acc"), want.index)
     if not np.allclose(got, want, atol=1e-9):

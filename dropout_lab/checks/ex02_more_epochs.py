@@ -62,7 +62,8 @@ def check_overfitting_onset(fn):
     cases = [(_run(40, **HISTORY), (), "a slice of a sweep table, indexed 40, 41, ..."),
              (_run(**HISTORY), (), "a history indexed 0, 1, ..."),
              (_run(**falling), (), "a history whose test loss falls until the last epoch"),
-             (_run(**valid), ("valid_loss",), "column='valid_loss' (test_loss is lowest at 7)")]
+             (_run(**valid), ("valid_loss",),
+              "column='valid_loss' (test_loss is lowest at 7)")]
     _check_cases(fn, overfitting_onset, ONSET_MISTAKES, cases,
                  "the onset is the epoch (epoch column) of the smallest test_loss")
     return report("overfitting onset", True, "the epoch of minimal test loss, also on a slice")
