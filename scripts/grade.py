@@ -173,6 +173,26 @@ def error_of(cell):
     return None
 
 
+def start_kernel(client, tries=3):
+    """Start the client's kernel and wait for its first reply. A kernel that dies before
+    that reply is started again: no cell has run, so the failure is the machine's (seen
+    in CI when several kernels start at once), not the submission's."""
+    for attempt in range(1, tries + 1):
+        try:
+            client.km = client.create_kernel_manager()
+            client.start_new_kernel()
+            client.start_new_kernel_client()  # cleans up after itself when it fails
+            return
+        except RuntimeError as error:
+            if attempt == tries:
+                raise RuntimeError(f"the kernel did not start in {tries} tries: {error}") \
+                    from None
+            if client.km is not None and client.km.has_kernel:
+                client.km.shutdown_kernel(now=True)
+            client.km = client.kc = None
+            time.sleep(attempt)
+
+
 def worker(job_path):
     """Run one assembled notebook in a fresh kernel, writing progress after each check."""
     from nbclient import NotebookClient
@@ -188,6 +208,7 @@ def worker(job_path):
         reply = client.wait_for_reply(client.kc.execute(code, silent=True, store_history=False))
         return reply and reply["content"]["status"] == "ok"
 
+    start_kernel(client)
     with client.setup_kernel():
         progress["kernel_pid"] = getattr(client.km.provisioner, "pid", None)
         write_json(job["progress"], progress)
@@ -256,7 +277,9 @@ def grade(path, exercise=None, timeout=1200, memory=8000, threads=None):
                "kernel": template.metadata.get("kernelspec", {}).get("name", "python3"),
                "progress": str(Path(folder) / "progress.json")}
         Path(folder, "job.json").write_text(json.dumps(job))
-        env = dict(os.environ)
+        # The kernel's IPython profile lives in the temporary folder too: a startup
+        # file or history that one submission writes cannot reach the next one.
+        env = dict(os.environ, IPYTHONDIR=str(Path(folder, "ipython")))
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         worker_process = subprocess.Popen(

@@ -82,8 +82,18 @@ def dropout_layer(X, p):
 ''' % (CHECKS,)
 
 
-def submissions(folder):
-    """The batch of issue 15's table, written to folder; returns {student: expected}."""
+PLANT = """
+import pathlib
+startup = pathlib.Path(get_ipython().profile_dir.startup_dir)
+(startup / "99_planted_by_a_submission.py").write_text(
+    "try:\\n    open(%r, 'a').write('ran\\\\n')\\nexcept OSError:\\n    pass\\n")
+"""
+
+
+def submissions(folder, planted):
+    """The batch of issue 15's table, written to folder; returns {student: expected}.
+    One right submission also plants an IPython startup file that would append to the
+    file planted in every kernel started after it."""
     right = SOLUTION
     one_bug = SOLUTION.replace("    return dout * mask / (1 - p)\n    # END SOLUTION",
                                "    return dout * mask\n    # END SOLUTION")
@@ -104,10 +114,13 @@ def submissions(folder):
     library = replace_code(cells_of(SOLUTION), "def dropout_layer",
                            "def dropout_layer(X, p):\n    return dl.dropout_layer(X, p)\n")
     nbformat.write(notebook(library), folder / "library_08_backward.ipynb")
+    planter = replace_code(cells_of(SOLUTION), "def dropout_layer",
+                           solution_cell("def dropout_layer").source + PLANT % str(planted))
+    nbformat.write(notebook(planter), folder / "planter_08_backward.ipynb")
     passed_by = {"right": CHECKS, "onebug": [c for c in CHECKS if c != "dropout_backward"],
                  "untouched": [], "tricks": [],
                  "partial": ["dropout_forward", "dropout_backward"],
-                 "library": CHECKS[1:]}
+                 "library": CHECKS[1:], "planter": CHECKS}
     return passed_by
 
 
@@ -119,8 +132,8 @@ def run_grader(*args):
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     folder = tmp_path_factory.mktemp("submissions")
-    expected = submissions(folder)
     out = tmp_path_factory.mktemp("out")
+    expected = submissions(folder, out / "planted.log")
     result = run_grader(str(folder), "--jobs", "2", "--timeout", "300",
                         "--csv", str(out / "grades.csv"), "--json", str(out / "grades.json"),
                         "--feedback", str(out / "feedback"))
@@ -130,7 +143,7 @@ def batch(tmp_path_factory):
 
 
 @pytest.mark.parametrize("student", ["right", "onebug", "untouched", "tricks", "partial",
-                                     "library"])
+                                     "library", "planter"])
 def test_each_submission_scores_exactly_its_own_work(batch, student):
     expected, reports, _, stdout = batch
     report = reports[student]
@@ -144,6 +157,13 @@ def test_each_submission_scores_exactly_its_own_work(batch, student):
 def test_the_tricks_are_flagged_for_review(batch):
     _, reports, _, _ = batch
     assert reports["tricks"]["review"] and not reports["right"]["review"]
+
+
+def test_a_startup_file_one_submission_plants_runs_in_no_other_kernel(batch):
+    expected, reports, out, _ = batch
+    assert reports["planter"]["passed"] == 7
+    assert [s for s in sorted(expected) if s > "planter"]  # started after it (--jobs 2)
+    assert not (out / "planted.log").exists(), (out / "planted.log").read_text()
 
 
 def test_a_library_dropout_is_named(batch):
@@ -258,3 +278,30 @@ def test_bad_options_are_refused_before_running(args, message, capsys):
 def test_unreadable_notebook_exits_2(tmp_path, capsys):
     assert grade.main([str(tmp_path / "nothing.md")]) == 2
     assert "cannot grade" in capsys.readouterr().err
+
+
+def test_a_kernel_that_dies_at_start_is_started_again(monkeypatch):
+    """'Kernel died before replying to kernel_info' (CI, several kernels starting at
+    once) is the machine's failure: the worker starts another kernel, up to 3 tries."""
+    monkeypatch.setattr(grade.time, "sleep", lambda seconds: None)
+
+    class Client:
+        def __init__(self, deaths):
+            self.deaths, self.started, self.km, self.kc = deaths, 0, None, None
+
+        def create_kernel_manager(self):
+            return None
+
+        def start_new_kernel(self):
+            self.started += 1
+
+        def start_new_kernel_client(self):
+            if self.started <= self.deaths:
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            self.kc = "client"
+
+    client = Client(deaths=2)
+    grade.start_kernel(client)
+    assert client.started == 3 and client.kc == "client"
+    with pytest.raises(RuntimeError, match="did not start in 3 tries"):
+        grade.start_kernel(Client(deaths=3))
