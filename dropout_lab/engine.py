@@ -35,15 +35,38 @@ PRECISIONS = ("auto", "fp32", "bf16")
 MASK_STREAM = 0x6D61736B << 32   # "mask": model `seed` draws noise from seed + MASK_STREAM
 
 
+FAST_BF16_SPEEDUP = 1.5  # bf16 matmuls must beat fp32 ones by this factor to be used
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_has_fast_bf16():
-    """True when oneDNN runs bfloat16 matmuls natively on this CPU (AVX512-BF16, AMX).
-    Elsewhere bfloat16 is emulated and many times slower than float32."""
+    """True when this CPU multiplies bfloat16 matrices clearly faster than float32 ones
+    (natively: AVX512-BF16, AMX). oneDNN's own check is not enough: it says yes on any
+    AVX-512 CPU, where bfloat16 is emulated, measured 4x slower than float32 on an
+    Ice Lake Xeon. So a timed probe of about 0.1 s decides, once per process."""
     try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        supported = bool(torch.backends.mkldnn.is_available()
+                         and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+    if not supported:
+        return False
+    fp32, bf16 = matmul_seconds()
+    return fp32 > FAST_BF16_SPEEDUP * bf16
+
+
+def matmul_seconds(n=512, repeats=5):
+    """The best time of an n x n matmul in float32 and in bfloat16 on the CPU, the two
+    timed in turn (so that a busy machine slows both); draws no global random numbers."""
+    a = torch.rand(n, n, generator=torch.Generator().manual_seed(0))
+    pairs = [(a, a.T.contiguous()), (a.bfloat16(), a.T.contiguous().bfloat16())]
+    best = [math.inf, math.inf]
+    for _ in range(repeats + 1):  # the first round warms up
+        for i, (x, y) in enumerate(pairs):
+            start = time.perf_counter()
+            x @ y
+            best[i] = min(best[i], time.perf_counter() - start)
+    return tuple(best)
 
 
 def resolve_precision(precision, device):

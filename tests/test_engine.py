@@ -1,6 +1,7 @@
 """The stacked engine: hand-written gradients, equivalence with the plain loop,
 independence of a model from its stack, precision."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,10 +49,11 @@ def test_hand_written_gradients_equal_autograd(scheme):
         assert torch.allclose(mine, theirs, atol=1e-10)
 
 
-def test_without_noise_the_engine_follows_the_plain_loop(small_data):
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_without_noise_the_engine_follows_the_plain_loop(small_data, epochs):
     # No masks to draw: the engine (dl.train on a make_mlp model) and the plain
     # autograd loop must take the same path, with weight decay and another lr.
-    kwargs = dict(epochs=2, lr=0.05, batch_size=128, weight_decay=1e-3, seed=5)
+    kwargs = dict(epochs=epochs, lr=0.05, batch_size=128, weight_decay=1e-3, seed=5)
     fast = dl.make_mlp((0.0, 0.0), seed=5)
     history = dl.train(fast, small_data, progress=False, precision="fp32", **kwargs)
     assert history.attrs["path"] == "stacked engine"
@@ -62,8 +64,12 @@ def test_without_noise_the_engine_follows_the_plain_loop(small_data):
                           "fp32", "test", rows.append)
     assert history.train_loss.tolist() == pytest.approx([r["train_loss"] for r in rows],
                                                         rel=1e-5)
-    for a, b in zip(fast.state_dict().values(), plain.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-5)
+    if epochs == 1:
+        # Only after one epoch: this training is chaotic. The plain loop itself turns a
+        # 1e-7 change of the first weights into 1e-3 after two epochs (measured), so
+        # float32 rounding that differs between the two paths does the same.
+        for a, b in zip(fast.state_dict().values(), plain.state_dict().values()):
+            assert torch.allclose(a, b, atol=1e-6)
 
 
 SETTING_A = {"dropout": (0.5, 0.2), "hidden": (32, 32), "epochs": 2, "lr": 0.2}
@@ -138,6 +144,30 @@ def test_fp32_and_bf16_agree_in_distribution(small_data):
     assert abs(accs["fp32"].mean() - accs["bf16"].mean()) <= 2 * se + 1e-3
     # chance is 0.1; measured on an AVX512-BF16 CPU: 0.64 after 5 epochs of 5,000 images
     assert accs["bf16"].mean() > (0.5 if fast else 0.4)
+
+
+def test_the_bf16_probe_times_the_matmuls_onednn_only_claims(monkeypatch):
+    """oneDNN says 'bf16 supported' on every AVX-512 CPU; only the timing tells native
+    (2.5-4.7x faster than fp32, measured) from emulated (4x slower, on an Ice Lake)."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    for fp32, bf16, fast in ((1.5e-3, 5.3e-3, False), (1.5e-3, 0.4e-3, True),
+                             (1.5e-3, 1.2e-3, False)):
+        engine.cpu_has_fast_bf16.cache_clear()
+        monkeypatch.setattr(engine, "matmul_seconds", lambda: (fp32, bf16))
+        assert engine.cpu_has_fast_bf16() is fast
+    engine.cpu_has_fast_bf16.cache_clear()
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(engine, "matmul_seconds", lambda: pytest.fail("timed for nothing"))
+    assert engine.cpu_has_fast_bf16() is False
+    engine.cpu_has_fast_bf16.cache_clear()
+
+
+def test_a_linux_cpu_without_bf16_instructions_trains_in_fp32():
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    if "avx512f" not in flags or {"avx512_bf16", "amx_bf16"} & set(flags):
+        pytest.skip("needs an x86 Linux CPU with AVX-512 but no bfloat16 instructions")
+    engine.cpu_has_fast_bf16.cache_clear()
+    assert engine.resolve_precision("auto", torch.device("cpu")) == "fp32"
 
 
 def test_auto_precision_follows_the_probe(small_data, monkeypatch):
