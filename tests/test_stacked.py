@@ -91,10 +91,12 @@ def test_a_models_result_does_not_depend_on_the_stack(tiny):
     dl.train_stacked(alone, tiny, [7], n_train=1000, progress=False, **SGD)
     stack = [dropconnect(s) for s in (9, 7, 3, 1)]
     dl.train_stacked(stack, tiny, [9, 7, 3, 1], n_train=1000, progress=False, **SGD)
+    # equal up to float rounding: on an Ice Lake Xeon a stack of one runs another
+    # matmul kernel than a stack of four (2e-8 apart after these 2 epochs, measured)
     for a, b in zip(params(alone[0]), params(stack[1])):
-        assert torch.equal(a, b)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     for a, b in zip(params(stack[0]), params(stack[1])):   # other seeds, other models
-        assert not torch.equal(a, b)
+        assert (a - b).abs().max() > 1e-3
 
 
 def test_models_train_and_end_in_training_mode(tiny):
