@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..sweep import DEFAULTS
-from .engine import (Fail, Mistake, by_seed, check, differing, known_mistake, repeated, report,
-                     settings_problem)
+from .engine import (Fail, Mistake, by_seed, check, differing, grid_problem, known_mistake,
+                     report, settings_problem)
 
 __all__ = ["check_width_settings", "check_nq_gain"]
 
@@ -49,23 +49,15 @@ def check_width_settings(settings, widths, rates):
         if len(dropout) != 2 or dropout[0] != dropout[1]:
             raise Fail(f"dropout={dropout}: the same rate after both hidden layers, "
                        "dropout=(p, p)")
-        pairs.append((int(hidden[0]), round(float(dropout[0]), 6)))
-    want = {(int(w), round(float(p), 6)) for w in widths for p in rates}
-    got = set(pairs)
-    if repeated(pairs):
-        raise Fail(f"(width, p) = {repeated(pairs)[0]} appears more than once")
-    if got == {(w, round(1 - p, 6)) for w, p in want} != want:
-        raise Fail("these are keep probabilities q = 1 - p: dl.sweep uses the DROP "
-                   "probability p")
-    missing, extra = want - got, got - want
-    if missing and len(got) == min(len(widths), len(rates)):
-        raise Fail("each width with ONE rate: you paired them with zip; the grid is every "
-                   "width with every rate (itertools.product)")
-    if missing:
-        raise Fail(f"{len(missing)} of {len(want)} (width, p) missing, e.g. "
-                   f"{sorted(missing)[0]}")
-    if extra:
-        raise Fail(f"(width, p) outside the grid: {sorted(extra)[:3]}")
+        pairs.append((hidden[0], dropout[0]))
+    want = [(w, p) for w in widths for p in rates]
+    problem = grid_problem(pairs, want, [
+        ([(w, 1 - p) for w, p in want], "these are keep probabilities q = 1 - p: dl.sweep "
+         "uses the DROP probability p"),
+        (list(zip(widths, rates)), "each width with ONE rate: you paired them with zip; the "
+         "grid is every width with every rate (itertools.product)")])
+    if problem:
+        raise Fail(problem)
     problem = differing(settings, ("hidden", "dropout"))
     if problem:
         raise Fail(problem)
