@@ -19,8 +19,28 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 
+def direction(lo, hi):
+    """The verdict of an interval for A - B as a number: +1 if it lies above 0 (A is
+    ahead), -1 if below (A is behind), 0 if it includes 0 (touching counts). Pages
+    branch on this, never on lo and hi themselves, so the rule lives here once."""
+    return 1 if lo > 0 else -1 if hi < 0 else 0
+
+
+class Verdict:
+    """What Paired and Welch share: their printed sentence and their direction."""
+
+    @property
+    def direction(self):
+        """+1 (A measurably ahead), -1 (measurably behind) or 0 (no measurable
+        difference): the same rule as the verdict sentence."""
+        return direction(self.lo, self.hi)
+
+    def __str__(self):
+        return self.verdict
+
+
 @dataclass(frozen=True)
-class Paired:
+class Paired(Verdict):
     """A paired comparison of A and B over n seeds; all numbers in the units of
     the data (e.g. accuracy as a fraction), not scaled."""
     n: int              # seeds, i.e. pairs
@@ -34,12 +54,9 @@ class Paired:
     confidence: float
     verdict: str        # the sentence, generated from lo and hi
 
-    def __str__(self):
-        return self.verdict
-
 
 @dataclass(frozen=True)
-class Welch:
+class Welch(Verdict):
     """An unpaired comparison of A (n_a runs) and B (n_b runs), Welch's interval."""
     n_a: int
     n_b: int
@@ -53,9 +70,6 @@ class Welch:
     hi: float
     confidence: float
     verdict: str
-
-    def __str__(self):
-        return self.verdict
 
 
 def as_values(x, name):
@@ -123,10 +137,10 @@ def sentence(mean, lo, hi, runs, names=("A", "B"), scale=100, unit="points",
     unit = f" {unit}" if unit else ""
     level = f"{100 * confidence:g} %"
     interval = f"[{number(lo * scale, digits)}, {number(hi * scale, digits)}]"
-    if lo <= 0 <= hi:
+    if direction(lo, hi) == 0:
         return (f"no measurable difference between {name_a} and {name_b} "
                 f"({level} interval {interval}{unit} includes 0, {runs})")
-    word = words[0] if mean > 0 else words[1]
+    word = words[0] if direction(lo, hi) > 0 else words[1]
     size = number(abs(mean) * scale, digits)
     return f"{name_a} is {word} {name_b} by {size}{unit} ({level} interval {interval}, {runs})"
 

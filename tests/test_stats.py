@@ -61,6 +61,7 @@ def test_welch_by_hand():
                                                     -3 + result.t * math.sqrt(2)))
     assert result.verdict.endswith("(95 % interval [-6.9, 0.9] includes 0, 3 and 4 seeds, "
                                    "unpaired)")
+    assert result.direction == 0 and dl.welch([9, 10, 11], [1, 2, 3]).direction == 1
 
 
 def test_pairing_sees_what_an_unpaired_interval_cannot():
@@ -105,7 +106,8 @@ def test_an_interval_that_touches_zero_includes_it():
     assert stats.sentence(0.01, 0.0, 0.02, "5 seeds").startswith("no measurable difference")
     assert stats.sentence(-0.01, -0.02, 0.0, "5 seeds").startswith("no measurable difference")
     same = dl.paired([0.8, 0.9, 0.7], [0.8, 0.9, 0.7])   # every difference is 0
-    assert (same.lo, same.hi) == (0, 0)
+    assert (same.lo, same.hi) == (0, 0) and same.direction == 0
+    assert stats.direction(0.0, 0.02) == stats.direction(-0.02, 0.0) == 0
     assert "[0.0, 0.0] points includes 0" in same.verdict
 
 
@@ -134,12 +136,14 @@ def test_every_sentence_is_well_formed_and_agrees_with_its_interval(n):
             assert int(match["n"]) == n and match["a"] == "dropout 0.5"
             assert (match["word"] == "ahead of") == (result.lo > 0)
             assert result.lo > 0 or result.hi < 0
+            assert result.direction == (1 if match["word"] == "ahead of" else -1)
             assert 0 not in (float(match["lo"]), float(match["hi"]), float(match["size"]))
             digits = len(match["lo"].split(".")[1])
             assert float(match["lo"]) == pytest.approx(100 * result.lo, abs=10**-digits)
         else:
             assert int(match["n0"]) == n
             assert result.lo <= 0 <= result.hi
+            assert result.direction == 0
 
 
 @pytest.mark.parametrize("a, b, message", [
