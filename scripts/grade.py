@@ -56,6 +56,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "_ext"))
 import make_student  # noqa: E402
 
 MIME = "application/vnd.dropout-lab.result+json"  # dropout_lab.checks.engine.MIME
@@ -197,6 +198,8 @@ def worker(job_path):
     """Run one assembled notebook in a fresh kernel, writing progress after each check."""
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
+    import kernel_messages  # a missed wake-up must not eat the notebook's time limit
+    kernel_messages.patch()
     job = json.loads(Path(job_path).read_text())
     progress = {"results": {}, "cell": 0, "kernel_pid": None, "errors": [], "done": False}
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s, _ in job["cells"]])
