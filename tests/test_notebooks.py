@@ -237,14 +237,3 @@ def test_no_heading_inside_an_exercise_block(path):
                 headings.append(line)
     assert not headings, f"headings inside an exercise block: {headings}"
 
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
-def test_generated_sentences_have_no_dollar_math(path):
-    """A cell's Markdown(...) output is not parsed for $...$ on the site: the
-    reader would see '$p = 0.5$' raw. Write such sentences without math."""
-    for cell in jupytext.read(path).cells:
-        if cell.cell_type != "code" or "Markdown(" not in cell.source:
-            continue
-        call = cell.source[cell.source.index("Markdown("):]
-        strings = re.findall(r'"[^"\n]*"', call)
-        assert not [s for s in strings if re.search(r"\$[^$\s{]", s)], (path.name, strings)

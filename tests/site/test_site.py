@@ -64,6 +64,20 @@ def open_page(browser, url):
 
 
 @pytest.mark.parametrize("name", PAGES)
+def test_no_dollar_math_is_left_raw(name):
+    """Math that a page writes as $...$, in its text or in a sentence a cell
+    generates (Markdown outputs are read as MyST: nb_render_markdown_format),
+    reaches the reader as math, not as dollars. Code, its printed output and
+    the math itself are left out; so are collapsed dropdowns' buttons."""
+    from bs4 import BeautifulSoup
+    main = BeautifulSoup((HTML / name).read_text(), "html.parser").find("main")
+    for tag in main.select("pre, code, .math, script, style"):
+        tag.decompose()
+    raw = re.findall(r"\$[A-Za-z\\][^$\n]{0,30}\$?", main.get_text(" "))
+    assert not raw, f"raw dollar math: {raw[:3]}"
+
+
+@pytest.mark.parametrize("name", PAGES)
 def test_page(browser, site, name):
     page, errors = open_page(browser, f"{site}/{name}")
     SHOTS.mkdir(parents=True, exist_ok=True)
