@@ -173,7 +173,10 @@ def test_cli_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "dropout_lab.train", "--epochs", "1000", "--hidden", "16",
          "--dropout", "0", "--quiet", "--device", "cpu", "--json", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a job that a shell starts in the background (`cmd &`)
+        # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert process.stdout.readline().startswith("device: cpu, precision: ")
         assert process.stdout.readline().startswith("epoch   1")
