@@ -68,7 +68,7 @@ def test_no_dollar_math_is_left_raw(name):
     """Math that a page writes as $...$, in its text or in a sentence a cell
     generates (Markdown outputs are read as MyST: nb_render_markdown_format),
     reaches the reader as math, not as dollars. Code, its printed output and
-    the math itself are left out; so are collapsed dropdowns' buttons."""
+    the math itself are left out; text in collapsed dropdowns is included."""
     from bs4 import BeautifulSoup
     main = BeautifulSoup((HTML / name).read_text(), "html.parser").find("main")
     for tag in main.select("pre, code, .math, script, style"):
